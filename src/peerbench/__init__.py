@@ -1,0 +1,88 @@
+"""peerbench: evaluate AI paper reviewers.
+
+The public API. Importing it is cheap: heavy libraries load only when the plugin that needs
+them runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from peerbench.hookspecs import hookimpl
+from peerbench.records import ChatRequest, Completion, Decision, GenerationConfig, Paper, Section
+
+if TYPE_CHECKING:
+    from peerbench.backends import Backend
+    from peerbench.runner import RunResult
+    from peerbench.task import Task
+
+__all__ = [
+    "Backend", "BackendOptions", "ChatRequest", "Completion", "Decision", "GenerationConfig", "Metric",
+    "Paper", "RunContext", "RunResult", "Sample", "Section", "Task", "__version__", "get_backend", "hookimpl",
+    "list_backends", "list_datasets", "list_label_rules", "list_metrics", "list_tasks", "load_task", "run",
+]
+
+Sample = dict  # one line of samples.jsonl; see docs/run-directory.md
+
+
+def run(task: str = "peerread95", backend: str | None = None, model: str | None = None,
+        **kwargs: Any) -> RunResult:
+    """Run a task on a backend (default: baseline, or the one a model preset names); returns ``RunResult(run_dir, metrics, samples, config)``."""
+    from peerbench.runner import run as _run
+
+    return _run(task, backend, model, **kwargs)
+
+
+def load_task(name: str, include_paths=()) -> Task:
+    from peerbench.task import load_task as _load
+
+    return _load(name, include_paths)
+
+
+def get_backend(name: str, model: str | None = None, **options: Any) -> Backend:
+    from peerbench.backends import create_backend
+
+    return create_backend(name, model, options)
+
+
+def _names(kind: str) -> list[str]:
+    from peerbench.registry import registries
+
+    return getattr(registries(), kind).names()
+
+
+def list_backends() -> list[str]:
+    return _names("backends")
+
+
+def list_tasks() -> list[str]:
+    return _names("tasks")
+
+
+def list_metrics() -> list[str]:
+    return _names("metrics")
+
+
+def list_datasets() -> list[str]:
+    return _names("datasets")
+
+
+def list_label_rules() -> list[str]:
+    return _names("label_rules")
+
+
+def __getattr__(name: str) -> Any:
+    """Classes a plugin author subclasses, loaded on first use."""
+    if name in ("Backend", "BackendOptions", "RunContext"):
+        import peerbench.backends as module
+    elif name == "Metric":
+        import peerbench.metrics as module
+    elif name == "Task":
+        import peerbench.task as module
+    elif name == "RunResult":
+        import peerbench.runner as module
+    else:
+        raise AttributeError(f"module 'peerbench' has no attribute {name!r}")
+    return getattr(module, name)

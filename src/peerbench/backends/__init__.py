@@ -1,0 +1,98 @@
+"""The backend interface. A backend turns chat requests into completions; the runner owns
+batching, concurrency, caching and storage, so a backend only has to talk to its model."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from peerbench.errors import ConfigError, UnknownNameError
+from peerbench.prompts import TokenCounter
+from peerbench.records import ChatRequest, Completion, Paper
+
+SECRET_WORDS = ("key", "token", "secret", "password", "credential")
+
+
+class BackendOptions(BaseModel):
+    """Backend options; unknown names are refused before any work starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class RunContext:
+    """What a backend may need before generating: the task, and its training papers for baselines."""
+
+    task: Any
+    load_train_papers: Callable[[], list[Paper]]
+    label: Callable[[Paper], bool | None]
+    user_text: Callable[[Paper], str]
+
+
+class Backend(ABC):
+    """Subclass, set ``name`` and ``Options``, implement :meth:`generate`.
+
+    Declared capabilities (never guessed): ``supports_logprobs``, and :meth:`token_counter` for
+    token-aware truncation. ``batch_size`` requests go to one :meth:`generate` call; at most
+    ``max_concurrency`` calls run at once.
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = BackendOptions
+    models: ClassVar[tuple[str, ...] | None] = None
+    default_model: ClassVar[str | None] = None
+    supports_logprobs: ClassVar[bool] = False
+    cacheable: ClassVar[bool] = True
+    batch_size: int = 1
+    max_concurrency: int = 16
+
+    def __init__(self, model: str | None = None, **options: Any):
+        model = model or self.default_model
+        if model is None:
+            raise ConfigError(f"--model: backend {self.name!r} needs a model")
+        if self.models is not None and model not in self.models:
+            raise UnknownNameError(f"{self.name} model", model, self.models)
+        self.model = model
+        try:
+            self.options = self.Options(**options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            valid = ", ".join(self.Options.model_fields) or "none"
+            raise ConfigError(f"--backend-arg {field}: {err['msg']} (backend {self.name!r} takes: {valid})") from None
+
+    def token_counter(self) -> TokenCounter | None:
+        """A function counting a chat's tokens in the model's own tokenizer, if the backend has one."""
+        return None
+
+    async def setup(self, context: RunContext) -> None:
+        """Called once before the first request (load weights, train a baseline...)."""
+
+    @abstractmethod
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        """One completion per request, in order. Per-paper failures go in ``Completion.error``."""
+
+    async def aclose(self) -> None:
+        """Release connections, engines or files."""
+
+    def generate_sync(self, requests: list[ChatRequest]) -> list[Completion]:
+        """For notebooks and scripts that are not async."""
+        return asyncio.run(self.generate(requests))
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for config.json and the cache key, with anything secret-looking removed."""
+        options = self.options.model_dump(mode="json")
+        return {"backend": self.name, "model": self.model,
+                "options": {k: v for k, v in options.items() if not any(w in k.lower() for w in SECRET_WORDS)}}
+
+
+def create_backend(name: str, model: str | None, options: dict[str, Any]) -> Backend:
+    from peerbench.registry import registries
+
+    entry = registries().backends.get(name)
+    return entry.value(model, **options)

@@ -1,0 +1,76 @@
+"""Baselines every reviewer must beat: always-accept, always-reject, and TF-IDF + logistic
+regression trained on the task's train split under the task's own label rule."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.errors import BackendError
+from peerbench.hookspecs import hookimpl
+from peerbench.parsing import decision_line
+from peerbench.records import ChatRequest, Completion
+
+
+class BaselineOptions(BackendOptions):
+    max_features: int = Field(50000, gt=0)
+    C: float = Field(1.0, gt=0)
+    seed: int = 0
+
+
+class BaselineBackend(Backend):
+    name = "baseline"
+    Options = BaselineOptions
+    models: ClassVar[tuple[str, ...]] = ("always-accept", "always-reject", "tfidf-lr")
+    default_model = "tfidf-lr"
+    cacheable = False
+    batch_size = 64
+
+    def __init__(self, model: str | None = None, **options: Any):
+        super().__init__(model, **options)
+        self._pipeline = None
+
+    async def setup(self, context: RunContext) -> None:
+        if self.model != "tfidf-lr":
+            return
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        papers = context.load_train_papers()
+        rows = [(context.user_text(p), context.label(p)) for p in papers]
+        rows = [(text, label) for text, label in rows if label is not None]
+        classes = {label for _, label in rows}
+        if len(classes) < 2:
+            raise BackendError(f"tfidf-lr: the train split of task {context.task.task!r} has {len(rows)} labelled "
+                               f"papers and {len(classes)} class(es); it needs both accept and reject")
+        opts = self.options
+        self._pipeline = make_pipeline(
+            TfidfVectorizer(max_features=opts.max_features, sublinear_tf=True, ngram_range=(1, 2), min_df=1),
+            # Balanced weights: PeerRead is mostly positive, and an unweighted model says accept to everything.
+            LogisticRegression(C=opts.C, class_weight="balanced", max_iter=2000, random_state=opts.seed),
+        )
+        self._pipeline.fit([t for t, _ in rows], [int(bool(label)) for _, label in rows])
+        self.train_size = len(rows)
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        if self.model == "tfidf-lr":
+            if self._pipeline is None:
+                raise BackendError("tfidf-lr: setup() must run before generate()")
+            probs = self._pipeline.predict_proba([r.user_text for r in requests])[:, 1]
+            return [self._review(float(p) >= 0.5, float(p)) for p in probs]
+        accept = self.model == "always-accept"
+        return [self._review(accept, 1.0 if accept else 0.0) for _ in requests]
+
+    def _review(self, accept: bool, p_accept: float) -> Completion:
+        text = (f"## Summary\nBaseline reviewer '{self.model}'; P(accept) = {p_accept:.3f}.\n\n"
+                f"## Final Recommendation\n{decision_line(accept)}")
+        return Completion(text=text, p_accept=p_accept, finish_reason="stop")
+
+
+@hookimpl
+def register_backends(register):
+    register("baseline", BaselineBackend,
+             description="always-accept, always-reject, tfidf-lr (TF-IDF + logistic regression on the train split)")

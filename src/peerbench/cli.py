@@ -1,0 +1,278 @@
+"""The ``peerbench`` command: thin click wrappers over the library, one line per error (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from peerbench import __version__
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """PeerbenchError -> one line on stderr and exit 2; Ctrl-C -> how to resume."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from peerbench.errors import PeerbenchError
+
+        try:
+            return func(*args, **kwargs)
+        except PeerbenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: every finished paper is stored; rerun the same command to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def parse_backend_args(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--backend-arg")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="peerbench")
+def cli() -> None:
+    """Evaluate AI paper reviewers on real peer-review data.
+
+    \b
+    Quick start:
+      peerbench run --backend baseline --task peerread95
+      peerbench report peerbench-runs/<run>
+    """
+
+
+@cli.command()
+@click.option("-t", "--task", default="peerread95", show_default=True, help="Task name (see `peerbench tasks`).")
+@click.option("-b", "--backend", envvar="PEERBENCH_BACKEND", default=None,
+              help="Backend (see `peerbench backends`); defaults to 'baseline' unless --model names a preset.")
+@click.option("-m", "--model", default=None, help="Model for the backend, or a registered model preset.")
+@click.option("-o", "--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
+              help="Backend option, repeatable; validated before any work starts.")
+@click.option("--include-path", multiple=True, type=click.Path(), help="Folder or file of extra task YAML.")
+@click.option("--out", type=click.Path(), default=None, help="Run directory (default: peerbench-runs/<run>).")
+@click.option("--limit", type=int, default=None, help="Only the first N papers.")
+@click.option("--ids", default=None, help="Comma-separated paper ids.")
+@click.option("--split", "splits", multiple=True, help="Override the task's splits (repeatable).")
+@click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None,
+              help="An existing copy of the dataset's files (PeerRead: its data/ folder).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight at once.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--temperature", type=click.FloatRange(min=0), default=None)
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None)
+@click.option("--max-model-len", type=click.IntRange(min=1), default=None)
+@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples for the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the tables.")
+@friendly_errors
+def run(task, backend, model, backend_args, include_path, out, limit, ids, splits, data_dir, concurrency,
+        max_tokens, temperature, top_p, max_model_len, no_cache, resamples, seed, quiet, as_json) -> None:
+    """Run a reviewer (backend + model) on a task and score it."""
+    from peerbench.runner import execute, plan_run
+
+    plan = plan_run(task, backend, model, backend_options=parse_backend_args(backend_args),
+                    include_paths=include_path, out=out, limit=limit,
+                    ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                    split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
+                    generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+    result = execute(plan, concurrency=concurrency, use_cache=not no_cache, progress=not quiet,
+                     resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
+        return
+    from peerbench.report import print_metrics
+
+    print_metrics(result.metrics)
+    click.echo(f"run directory: {result.run_dir}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@friendly_errors
+def report(run_dir, resamples, seed, as_json) -> None:
+    """Score a run directory's samples (finished or interrupted) and print the tables."""
+    from peerbench.report import print_metrics, rescore
+
+    metrics = rescore(run_dir, resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print_metrics(metrics)
+
+
+def _listing(kind: str, title: str, describe: Callable[[Any], list[str]], columns: list[str]) -> None:
+    from rich.table import Table
+
+    from peerbench.registry import registries
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for entry in getattr(registries(), kind).entries():
+        table.add_row(*describe(entry))
+    _console().print(table)
+
+
+@cli.command()
+@friendly_errors
+def backends() -> None:
+    """List the registered backends."""
+    _listing("backends", "backends", lambda e: [e.name, e.plugin, e.extra or "", e.description],
+             ["name", "plugin", "extra", "description"])
+
+
+@cli.command()
+@click.option("--include-path", multiple=True, type=click.Path())
+@friendly_errors
+def tasks(include_path) -> None:
+    """List the tasks with their size and gold label rule."""
+    from rich.table import Table
+
+    from peerbench.registry import registries
+    from peerbench.task import tasks_from_path
+
+    regs = registries()
+    found = [e.value for e in regs.tasks.entries()] + [t for p in include_path for t in tasks_from_path(p)]
+    table = Table(title="tasks", title_justify="left")
+    for column in ("name", "papers", "gold label", "also reported", "dataset", "description"):
+        table.add_column(column)
+    for task in found:
+        size = None
+        if task.dataset.name in regs.datasets:
+            dataset = regs.datasets.get(task.dataset.name).value()
+            size = dataset.size(dataset.parse_args(task.dataset.args(), f"task {task.task}"))
+        table.add_row(task.task, "?" if size is None else str(size), task.label_rule,
+                      ", ".join(task.report_label_rules), task.dataset.name, task.description)
+    _console().print(table)
+
+
+@cli.command()
+@friendly_errors
+def metrics() -> None:
+    """List the registered metrics."""
+    _listing("metrics", "metrics", lambda e: [e.name, e.plugin, e.description], ["name", "plugin", "description"])
+
+
+@cli.command()
+@friendly_errors
+def plugins() -> None:
+    """List plugins, their hooks and versions, and any that failed to load."""
+    from rich.table import Table
+
+    from peerbench import plugins as plugin_module
+    from peerbench.registry import registries
+
+    registries()
+    table = Table(title="plugins", title_justify="left")
+    for column in ("name", "version", "hooks", "kind"):
+        table.add_column(column)
+    for info in plugin_module.plugin_infos():
+        table.add_row(info.name, info.version or "", ", ".join(info.hooks), "built-in" if info.builtin else "installed")
+    console = _console()
+    console.print(table)
+    for failure in plugin_module.failures:
+        console.print(f"[red]failed[/red] {failure.name} ({failure.stage}): {failure.error}", markup=True,
+                      highlight=False)
+
+
+@cli.group()
+def data() -> None:
+    """Download and inspect datasets."""
+
+
+@data.command("pull")
+@click.argument("dataset", type=click.Choice(["peerread"]))
+@click.option("--venues", multiple=True, help="Venues (default: all three).")
+@click.option("--splits", multiple=True, help="Splits (default: dev and test).")
+@click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None)
+@friendly_errors
+def data_pull(dataset, venues, splits, data_dir) -> None:
+    """Fetch a dataset's files into the cache (resumable)."""
+    from peerbench.datasets.peerread import PeerRead
+
+    ds = PeerRead(data_dir)
+    raw: dict[str, Any] = {}
+    if venues:
+        raw["venues"] = [v for item in venues for v in item.split(",") if v]
+    if splits:
+        raw["splits"] = [s for item in splits for s in item.split(",") if s]
+    args = ds.parse_args(raw, "peerbench data pull")
+    fetched = ds.pull(args)
+    click.echo(f"{fetched} files fetched; PeerRead files are in {ds.root}")
+
+
+@data.command("info")
+@friendly_errors
+def data_info() -> None:
+    """Show what is cached."""
+    from rich.table import Table
+
+    from peerbench.datasets.peerread import PeerRead, SPLITS, VENUES
+    from peerbench.paths import cache_root
+
+    ds = PeerRead()
+    table = Table(title=f"PeerRead cache: {ds.root}", title_justify="left")
+    for column in ("venue", "split", "reviews", "parsed_pdfs", "MB"):
+        table.add_column(column, justify="right")
+    for venue in VENUES:
+        for split in SPLITS:
+            folder = ds.root / venue / split
+            reviews = list((folder / "reviews").glob("*.json"))
+            parsed = list((folder / "parsed_pdfs").glob("*.pdf.json"))
+            size = sum(p.stat().st_size for p in [*reviews, *parsed]) / 1e6
+            table.add_row(venue, split, str(len(reviews)), str(len(parsed)), f"{size:.1f}")
+    console = _console()
+    console.print(table)
+    cache = cache_root() / "responses.sqlite"
+    console.print(f"response cache: {cache} ({cache.stat().st_size / 1e6:.1f} MB)" if cache.is_file()
+                  else f"response cache: {cache} (empty)")
+
+
+def build_cli() -> click.Group:
+    """The group with every plugin's commands added (once)."""
+    if not getattr(cli, "_plugins_added", False):
+        from peerbench import plugins as plugin_module
+
+        try:
+            plugin_module.call_each("register_commands", lambda plugin: {"cli": cli})
+        except Exception as exc:  # never let a plugin break --help
+            plugin_module.failures.append(plugin_module.PluginFailure("register_commands", str(exc)))
+        cli._plugins_added = True  # type: ignore[attr-defined]
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="peerbench")
+
+
+if __name__ == "__main__":
+    main()

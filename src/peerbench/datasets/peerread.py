@@ -1,0 +1,279 @@
+"""PeerRead (Kang et al., NAACL 2018): ACL 2017, CoNLL 2016 and ICLR 2017.
+
+The JSON files are fetched one by one at a pinned commit (never the PDFs, never redistributed)
+into the user cache, or read from an existing copy of PeerRead's ``data/`` folder. Ids come from
+file names, because the ids inside the files are unreliable (int, str or empty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from peerbench.datasets import Dataset
+from peerbench.errors import DataError
+from peerbench.hookspecs import hookimpl
+from peerbench.records import Paper, Section
+
+PEERREAD_COMMIT = "a5d0d79169b974e172186085291920a4154c433f"
+DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/allenai/PeerRead/{PEERREAD_COMMIT}/data"
+DEFAULT_TREE_URL = f"https://api.github.com/repos/allenai/PeerRead/git/trees/{PEERREAD_COMMIT}?recursive=1"
+VENUES = ("acl_2017", "conll_2016", "iclr_2017")
+SPLITS = ("train", "dev", "test")
+MANIFEST_PATH = Path(__file__).with_name("peerread95.json")
+
+Venue = Literal["acl_2017", "conll_2016", "iclr_2017"]
+Split = Literal["train", "dev", "test"]
+
+
+class PeerReadArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    venues: list[Venue] = Field(default_factory=lambda: list(VENUES), min_length=1)
+    splits: list[Split] = Field(default_factory=lambda: ["dev", "test"], min_length=1)
+    ids: list[str] | None = None
+
+
+def reviews_rel(venue: str, split: str, paper_id: str) -> str:
+    return f"{venue}/{split}/reviews/{paper_id}.json"
+
+
+def parsed_pdf_rel(venue: str, split: str, paper_id: str) -> str:
+    return f"{venue}/{split}/parsed_pdfs/{paper_id}.pdf.json"
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The facts about the 95 peerread95 papers: ids, labels, mean scores."""
+    entries = json.loads(MANIFEST_PATH.read_text())
+    return {(e["venue"], e["split"], e["id"]): e for e in entries}
+
+
+def validate_file(rel: str, content: bytes) -> None:
+    """A fetched file counts only if it parses and has the keys the loader needs."""
+    try:
+        data = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{rel}: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    if rel.endswith(".pdf.json"):
+        if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+            raise DataError(f"{rel}: field 'metadata' missing or not an object")
+        if not isinstance(data["metadata"].get("sections", []), (list, type(None))):
+            raise DataError(f"{rel}: field 'metadata.sections' is not a list")
+    else:
+        if not isinstance(data, dict):
+            raise DataError(f"{rel}: expected a JSON object")
+        if not isinstance(data.get("reviews"), list):
+            raise DataError(f"{rel}: field 'reviews' missing or not a list")
+        if "title" not in data:
+            raise DataError(f"{rel}: field 'title' missing")
+
+
+def _score(value: Any, rel: str, index: int) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{rel}: reviews[{index}].RECOMMENDATION is not a number: {value!r}") from None
+    if score != score:
+        raise DataError(f"{rel}: reviews[{index}].RECOMMENDATION is not a number: {value!r}")
+    return score
+
+
+def official_scores(data: dict[str, Any], venue: str, rel: str) -> list[float]:
+    """Scores of the official reviews, each reviewer counted once.
+
+    ICLR files mix official reviews with pre-review questions, author replies, public comments
+    (some carrying a score) and the committee's decision: only entries from an AnonReviewer with a
+    RECOMMENDATION count, once per reviewer. ACL/CoNLL reviews are all official; exact repeats are
+    dropped.
+    """
+    scores: list[float] = []
+    seen: set[Any] = set()
+    for index, review in enumerate(data.get("reviews") or []):
+        if not isinstance(review, dict) or review.get("RECOMMENDATION") in (None, ""):
+            continue
+        if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
+            continue
+        if venue.startswith("iclr"):
+            who = str(review.get("OTHER_KEYS") or "")
+            if "AnonReviewer" not in who:
+                continue
+            key: Any = who
+        else:
+            key = (review.get("comments"), str(review.get("RECOMMENDATION")), str(review.get("REVIEWER_CONFIDENCE")))
+        if key in seen:
+            continue
+        seen.add(key)
+        scores.append(_score(review["RECOMMENDATION"], rel, index))
+    return scores
+
+
+def paper_from_files(venue: str, split: str, paper_id: str, reviews: dict[str, Any], parsed: dict[str, Any]) -> Paper:
+    rel = reviews_rel(venue, split, paper_id)
+    meta = parsed.get("metadata") or {}
+    sections = []
+    for index, section in enumerate(meta.get("sections") or []):
+        if not isinstance(section, dict):
+            raise DataError(f"{parsed_pdf_rel(venue, split, paper_id)}: metadata.sections[{index}] is not an object")
+        sections.append(Section(section.get("heading"), section.get("text") or ""))
+    accepted = reviews.get("accepted") if venue.startswith("iclr") else None
+    if accepted is not None and not isinstance(accepted, bool):
+        raise DataError(f"{rel}: field 'accepted' is not true/false: {accepted!r}")
+    return Paper(
+        id=paper_id,
+        venue=venue,
+        split=split,
+        title=(reviews.get("title") or meta.get("title") or "").strip(),
+        abstract=(reviews.get("abstract") or meta.get("abstractText") or "").strip(),
+        sections=sections,
+        accepted=accepted,
+        recommendations=official_scores(reviews, venue, rel),
+        meta={"reviews_path": rel, "parsed_pdf_path": parsed_pdf_rel(venue, split, paper_id)},
+    )
+
+
+def check_against_manifest(paper: Paper) -> None:
+    """Recompute a peerread95 paper's facts and compare with peerread95.json; a mismatch names the paper."""
+    from peerbench.labels import recommendation_at_least
+
+    fact = manifest().get((paper.venue, paper.split, paper.id))
+    if fact is None:
+        return
+    problems = []
+    mean = paper.mean_recommendation
+    if len(paper.recommendations) != fact["n_reviews"]:
+        problems.append(f"{len(paper.recommendations)} scored reviews, expected {fact['n_reviews']}")
+    expected_mean = fact["mean_recommendation"]
+    if (mean is None) != (expected_mean is None) or (mean is not None and abs(mean - expected_mean) > 1e-3):
+        problems.append(f"mean recommendation {mean}, expected {expected_mean}")
+    if fact["accepted"] is not None and paper.accepted != fact["accepted"]:
+        problems.append(f"accepted {paper.accepted}, expected {fact['accepted']}")
+    if recommendation_at_least(4).label(paper) != fact["label"]:
+        problems.append(f"label recommendation>=4 gives {not fact['label']}, expected {fact['label']}")
+    if problems:
+        raise DataError(f"{paper.meta['reviews_path']}: paper {paper.key} disagrees with peerread95.json: "
+                        + "; ".join(problems))
+
+
+class PeerRead(Dataset):
+    name = "peerread"
+    Args = PeerReadArgs
+
+    def __init__(self, data_dir: str | Path | None = None):
+        data_dir = data_dir or os.environ.get("PEERBENCH_DATA")
+        super().__init__(data_dir)
+        self.base_url = os.environ.get("PEERBENCH_PEERREAD_URL", DEFAULT_BASE_URL)
+        self.tree_url = os.environ.get("PEERBENCH_PEERREAD_TREE_URL", DEFAULT_TREE_URL)
+
+    @property
+    def root(self) -> Path:
+        """The folder laid out like PeerRead's ``data/``."""
+        if self.data_dir is not None:
+            return self.data_dir
+        from peerbench.paths import cache_root
+
+        return cache_root() / "peerread" / PEERREAD_COMMIT / "data"
+
+    @property
+    def downloads(self) -> bool:
+        return self.data_dir is None
+
+    def ids(self, venue: str, split: str) -> list[str]:
+        if not self.downloads:
+            folder = self.root / venue / split / "reviews"
+            if not folder.is_dir():
+                raise DataError(f"{folder}: no such folder in the PeerRead copy given by --data-dir/PEERBENCH_DATA")
+            return sorted((p.stem for p in folder.glob("*.json")), key=_id_order)
+        known = [k[2] for k in manifest() if k[0] == venue and k[1] == split]
+        if known:
+            return sorted(known, key=_id_order)
+        return self._tree_ids(venue, split)
+
+    def _tree_ids(self, venue: str, split: str) -> list[str]:
+        """Splits outside peerread95 (train) are listed once from the repository tree at the pinned commit."""
+        index = self.root.parent / "tree.json"
+        if not index.is_file():
+            import httpx
+
+            try:
+                response = httpx.get(self.tree_url, timeout=60.0, follow_redirects=True)
+                response.raise_for_status()
+                paths = [item["path"] for item in response.json()["tree"]]
+            except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+                raise DataError(f"{self.tree_url}: cannot list PeerRead's files ({type(exc).__name__}: {exc})") from None
+            index.parent.mkdir(parents=True, exist_ok=True)
+            index.write_text(json.dumps(paths))
+        prefix = f"data/{venue}/{split}/reviews/"
+        paths = json.loads(index.read_text())
+        return sorted((p[len(prefix):-len(".json")] for p in paths if p.startswith(prefix) and p.endswith(".json")),
+                      key=_id_order)
+
+    def selection(self, args: PeerReadArgs) -> list[tuple[str, str, str]]:
+        wanted = set(args.ids) if args.ids is not None else None
+        chosen = [(v, s, i) for v in args.venues for s in args.splits for i in self.ids(v, s)
+                  if wanted is None or i in wanted]
+        if wanted is not None:
+            missing = wanted - {i for _, _, i in chosen}
+            if missing:
+                raise DataError(f"--ids: no such paper in {args.venues} {args.splits}: {', '.join(sorted(missing))}")
+        return chosen
+
+    def size(self, args: PeerReadArgs) -> int | None:
+        """Known without network for peerread95's splits and local copies; None for an unlisted train split."""
+        listed = {(v, s) for v, s, _ in manifest()}
+        if self.downloads and not (self.root.parent / "tree.json").is_file() and any(
+                (v, s) not in listed for v in args.venues for s in args.splits):
+            return None
+        try:
+            return len(self.selection(args))
+        except DataError:
+            return None
+
+    def pull(self, args: PeerReadArgs, *, progress: bool = True) -> int:
+        from peerbench.datasets.download import fetch_files
+
+        rels = [rel for v, s, i in self.selection(args) for rel in (reviews_rel(v, s, i), parsed_pdf_rel(v, s, i))]
+        if not self.downloads:
+            missing = [r for r in rels if not (self.root / r).is_file()]
+            if missing:
+                raise DataError(f"{self.root / missing[0]}: missing from the PeerRead copy"
+                                + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else ""))
+            return 0
+        return fetch_files(self.base_url, rels, self.root, validate_file, progress=progress,
+                           description="PeerRead files")
+
+    def load(self, args: PeerReadArgs, *, progress: bool = True) -> list[Paper]:
+        self.pull(args, progress=progress)
+        papers = []
+        for venue, split, paper_id in self.selection(args):
+            reviews = self._read(reviews_rel(venue, split, paper_id))
+            parsed = self._read(parsed_pdf_rel(venue, split, paper_id))
+            paper = paper_from_files(venue, split, paper_id, reviews, parsed)
+            check_against_manifest(paper)
+            papers.append(paper)
+        return papers
+
+    def _read(self, rel: str) -> dict[str, Any]:
+        path = self.root / rel
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            validate_file(rel, content)
+        except DataError as exc:
+            raise DataError(f"{self.root}/{exc}") from None
+        return json.loads(content)
+
+
+def _id_order(paper_id: str) -> tuple[int, str]:
+    return (int(paper_id), "") if paper_id.isdigit() else (1 << 62, paper_id)
+
+
+@hookimpl
+def register_datasets(register):
+    register("peerread", PeerRead, description="PeerRead ACL 2017, CoNLL 2016, ICLR 2017 (JSON files, pinned commit)")

@@ -1,0 +1,47 @@
+"""The hooks a peerbench plugin can implement.
+
+Each hook receives a ``register`` callback (simonw/llm style) rather than returning values, so a
+plugin can register several things and peerbench knows which plugin registered which name.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("peerbench")
+hookimpl = pluggy.HookimplMarker("peerbench")
+
+
+@hookspec
+def register_backends(register):
+    """Register backends: ``register(name, factory, *, extra=None, description="")``."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets: ``register(name, factory, *, description="")``."""
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks: ``register(path_to_yaml_or_directory)`` or ``register(Task)``."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics: ``register(Metric)``."""
+
+
+@hookspec
+def register_label_rules(register):
+    """Register gold label rules: ``register(LabelRule)``."""
+
+
+@hookspec
+def register_models(register):
+    """Register model presets: ``register(name, backend=..., model=..., options={...})``."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add subcommands to the ``peerbench`` click group."""

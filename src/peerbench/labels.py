@@ -1,0 +1,66 @@
+"""Gold label rules: how a Paper becomes the decision a reviewer is scored against.
+
+Two rules ship and both are always reported, because they disagree a lot (ICLR 2017 in
+peerread95: 70/78 positive by the score rule, 33/78 really accepted). See docs/label-audit.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from peerbench.errors import UnknownNameError
+from peerbench.hookspecs import hookimpl
+from peerbench.records import Paper
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """``label(paper)`` gives True (accept), False (reject) or None (unknown: left out, counted)."""
+
+    name: str
+    description: str
+    label: Callable[[Paper], bool | None]
+
+
+def recommendation_at_least(threshold: float) -> LabelRule:
+    def label(paper: Paper) -> bool | None:
+        mean = paper.mean_recommendation
+        if mean is None:
+            # PeerRead's accepted ICLR 2017 papers carry no scored review; the published
+            # peerread95 labels (80/95) count them as positive, i.e. fall back to the decision.
+            return paper.accepted
+        return mean >= threshold
+
+    name = f"recommendation>={threshold:g}"
+    return LabelRule(
+        name,
+        f"mean official reviewer RECOMMENDATION >= {threshold:g}; the venue decision where no review is scored",
+        label,
+    )
+
+
+DECISION = LabelRule("decision", "the venue's real accept/reject decision (unknown where the venue did not publish it)",
+                     lambda paper: paper.accepted)
+
+_THRESHOLD_RE = re.compile(r"^recommendation>=(\d+(?:\.\d+)?)$")
+
+
+def get_label_rule(name: str) -> LabelRule:
+    """Registered rules, plus any ``recommendation>=X`` threshold a user names."""
+    from peerbench.registry import registries
+
+    rules = registries().label_rules
+    if name in rules:
+        return rules.get(name).value
+    match = _THRESHOLD_RE.match(name)
+    if match:
+        return recommendation_at_least(float(match.group(1)))
+    raise UnknownNameError("label rule", name, [*rules.names(), "recommendation>=X"])
+
+
+@hookimpl
+def register_label_rules(register):
+    register(recommendation_at_least(4))
+    register(DECISION)

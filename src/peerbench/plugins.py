@@ -1,0 +1,138 @@
+"""The plugin manager: built-in plugins and third-party entry points go through the same hooks.
+
+Loading is lazy (nothing happens at import time) and runs once per process. A plugin that fails
+to import, or raises inside a hook, is recorded in :data:`failures` and reported by
+``peerbench plugins``; it never breaks the rest of peerbench.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from importlib import metadata
+
+import pluggy
+
+from peerbench import hookspecs
+
+ENTRY_POINT_GROUP = "peerbench"
+
+DEFAULT_PLUGINS = (
+    "peerbench.backends.baseline",
+    "peerbench.backends.replay",
+    "peerbench.datasets.peerread",
+    "peerbench.labels",
+    "peerbench.metrics.decision",
+    "peerbench.tasks",
+)
+
+pm = pluggy.PluginManager("peerbench")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    name: str
+    error: str
+    stage: str = "import"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    builtin: bool = False
+
+
+failures: list[PluginFailure] = []
+_distributions: dict[str, str | None] = {}
+_loaded = False
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def load_plugins() -> pluggy.PluginManager:
+    """Register built-ins and entry points once; ``PEERBENCH_LOAD_PLUGINS=a,b`` limits which."""
+    global _loaded
+    if _loaded:
+        return pm
+    _loaded = True
+    for module_name in DEFAULT_PLUGINS:
+        mod = importlib.import_module(module_name)
+        if not pm.is_registered(mod):
+            pm.register(mod, name=module_name)
+    wanted = os.environ.get("PEERBENCH_LOAD_PLUGINS")
+    allow = {w.strip() for w in wanted.split(",") if w.strip()} if wanted is not None else None
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not break peerbench
+            failures.append(PluginFailure(ep.name, one_line(exc)))
+            continue
+        dist = getattr(ep, "dist", None)
+        _distributions[ep.name] = dist.version if dist is not None else None
+    if os.environ.get("PEERBENCH_TRACE_PLUGINS"):
+        _install_tracing()
+    return pm
+
+
+def _install_tracing() -> None:
+    def before(hook_name, hook_impls, kwargs):
+        print(f"peerbench hook {hook_name} -> {[i.plugin_name for i in hook_impls]}", file=sys.stderr)
+
+    def after(outcome, hook_name, hook_impls, kwargs):
+        pass
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> None:
+    """Call every implementation of a hook on its own, recording the ones that raise.
+
+    ``kwargs_for(plugin_name)`` builds the arguments, so a ``register`` callback knows which
+    plugin is registering (needed to name both sides of a name collision).
+    """
+    load_plugins()
+    from peerbench.errors import DuplicateNameError
+
+    caller = getattr(pm.hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):
+        kwargs = kwargs_for(impl.plugin_name)
+        try:
+            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+        except DuplicateNameError:
+            raise
+        except Exception as exc:
+            failures.append(PluginFailure(impl.plugin_name, one_line(exc), stage=hook_name))
+
+
+def plugin_infos() -> list[PluginInfo]:
+    load_plugins()
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        builtin = name in DEFAULT_PLUGINS
+        version = None
+        if builtin:
+            from peerbench import __version__
+
+            version = __version__
+        else:
+            version = _distributions.get(name)
+        infos.append(PluginInfo(name=name, version=version, hooks=hooks, builtin=builtin))
+    return infos

@@ -1,0 +1,92 @@
+"""The plain records that flow through a run: papers in, requests out, completions back, samples stored."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Decision(str, enum.Enum):
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+    UNPARSED = "UNPARSED"
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str | None
+    text: str
+
+
+@dataclass
+class Paper:
+    """One input document plus what its dataset knows about it (never shown to the model)."""
+
+    id: str
+    venue: str
+    title: str
+    abstract: str
+    sections: list[Section]
+    split: str = ""
+    accepted: bool | None = None
+    recommendations: list[float] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Unique across venues and splits: PeerRead ids repeat between venues."""
+        return f"{self.venue}/{self.split}/{self.id}" if self.split else f"{self.venue}/{self.id}"
+
+    @property
+    def mean_recommendation(self) -> float | None:
+        if not self.recommendations:
+            return None
+        return sum(self.recommendations) / len(self.recommendations)
+
+
+@dataclass
+class GenerationConfig:
+    max_tokens: int = 1400
+    temperature: float = 0.2
+    top_p: float = 0.9
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ChatRequest:
+    """What a backend receives: chat messages plus sampling settings, keyed by sample id."""
+
+    id: str
+    messages: list[dict[str, str]]
+    generation: GenerationConfig
+    logprobs: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_text(self) -> str:
+        return "\n\n".join(m["content"] for m in self.messages if m["role"] == "user")
+
+
+@dataclass
+class Completion:
+    """What a backend returns for one request. ``error`` set means this paper failed."""
+
+    text: str = ""
+    p_accept: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)

@@ -1,0 +1,144 @@
+"""Samples -> metrics.json: every label rule, overall and per venue, with seeded bootstrap
+intervals and the trivial baselines beside each result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peerbench.metrics import Metric, ScoreInputs
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_CONFIDENCE = 0.95
+
+
+def _inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_override=None) -> ScoreInputs:
+    import numpy as np
+
+    y_true = np.array([bool(r["gold"][rule]) for r in rows], dtype=bool)
+    decisions = [r.get("decision") for r in rows]
+    unparsed = np.array([d not in ("ACCEPT", "REJECT") for d in decisions], dtype=bool)
+    if y_pred_override is not None:
+        y_pred = np.full(len(rows), y_pred_override, dtype=bool)
+        unparsed = np.zeros(len(rows), dtype=bool)
+    else:
+        said_accept = np.array([d == "ACCEPT" for d in decisions], dtype=bool)
+        # Default policy 'wrong': an unparsed review counts as the opposite of gold.
+        fallback = ~y_true if policy == "wrong" else np.zeros(len(rows), dtype=bool)
+        y_pred = np.where(unparsed, fallback, said_accept)
+    p_accept = np.array([np.nan if r.get("p_accept") is None else float(r["p_accept"]) for r in rows], dtype=float)
+    return ScoreInputs(y_true, y_pred, p_accept, unparsed)
+
+
+def _subset(inputs: ScoreInputs, index) -> ScoreInputs:
+    return ScoreInputs(inputs.y_true[index], inputs.y_pred[index], inputs.p_accept[index], inputs.unparsed[index])
+
+
+def confusion(inputs: ScoreInputs) -> dict[str, int]:
+    t, p = inputs.y_true, inputs.y_pred
+    return {"tp": int((t & p).sum()), "fp": int((~t & p).sum()), "fn": int((t & ~p).sum()),
+            "tn": int((~t & ~p).sum()), "unparsed": int(inputs.unparsed.sum())}
+
+
+def point_estimates(inputs: ScoreInputs, metrics: Sequence[Metric]) -> dict[str, float]:
+    import numpy as np
+
+    out = {}
+    for metric in metrics:
+        if metric.needs_proba and np.isnan(inputs.p_accept).all():
+            continue
+        if len(inputs.y_true) == 0:
+            continue
+        value = metric.compute(inputs)
+        if value is not None:
+            out[metric.name] = float(value)
+    return out
+
+
+def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int, seed: int,
+              confidence: float) -> dict[str, list[float]]:
+    """Percentile intervals; count-based metrics vectorised over all resamples at once."""
+    import numpy as np
+
+    n = len(inputs.y_true)
+    if n == 0 or resamples <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, n, size=(resamples, n))
+    t, p, u = inputs.y_true[index], inputs.y_pred[index], inputs.unparsed[index]
+    counts = ((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1), (~t & ~p).sum(1), u.sum(1))
+    alpha = (1 - confidence) / 2
+    out = {}
+    for metric in metrics:
+        if metric.from_counts is not None:
+            values = np.asarray(metric.from_counts(*counts), dtype=float)
+        else:
+            missing_p = np.isnan(inputs.p_accept)
+            if metric.needs_proba and missing_p.all():
+                continue
+            if metric.from_resamples is not None and not missing_p.any():
+                values = np.asarray(metric.from_resamples(inputs, index), dtype=float)
+            else:
+                values = np.array([v if (v := metric.compute(_subset(inputs, row))) is not None else np.nan
+                                   for row in index], dtype=float)
+        values = values[~np.isnan(values)]
+        if len(values):
+            out[metric.name] = [float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))]
+    return out
+
+
+def score_group(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int, seed: int,
+                confidence: float) -> dict[str, Any]:
+    values = point_estimates(inputs, metrics)
+    intervals = bootstrap(inputs, metrics, resamples=resamples, seed=seed, confidence=confidence)
+    return {"n": int(len(inputs.y_true)), "confusion": confusion(inputs),
+            "metrics": {name: {"value": v, "ci": intervals.get(name)} for name, v in values.items()}}
+
+
+def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[str], metrics: Sequence[Metric],
+                  unparsed_policy: str = "wrong", resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                  confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    from peerbench.labels import get_label_rule
+
+    result: dict[str, Any] = {
+        "primary_label_rule": label_rules[0] if label_rules else None,
+        "unparsed_policy": unparsed_policy,
+        "bootstrap": {"resamples": resamples, "seed": seed, "confidence": confidence},
+        "n_samples": len(samples),
+        "n_failed": sum(1 for s in samples if s.get("error")),
+        "label_rules": {},
+    }
+    for rule in label_rules:
+        rows = [s for s in samples if s["gold"].get(rule) is not None]
+        excluded = 0
+        if unparsed_policy == "exclude":
+            kept = [s for s in rows if s.get("decision") in ("ACCEPT", "REJECT")]
+            excluded, rows = len(rows) - len(kept), kept
+        entry: dict[str, Any] = {
+            "description": get_label_rule(rule).description,
+            "n_unknown_gold": len(samples) - len(rows) - excluded,
+            "n_excluded_unparsed": excluded,
+        }
+        if not rows:
+            result["label_rules"][rule] = {**entry, "overall": None, "per_venue": {}, "baselines": {}}
+            continue
+        kwargs = {"resamples": resamples, "seed": seed, "confidence": confidence}
+        inputs = _inputs(rows, rule, unparsed_policy)
+        entry["overall"] = score_group(inputs, metrics, **kwargs)
+        venues = sorted({s["venue"] for s in rows})
+        entry["per_venue"] = {}
+        if len(venues) > 1:
+            import numpy as np
+
+            venue_of = np.array([s["venue"] for s in rows])
+            for venue in venues:
+                entry["per_venue"][venue] = score_group(_subset(inputs, venue_of == venue), metrics, **kwargs)
+        gold_share = float(inputs.y_true.mean())
+        decision_metrics = [m for m in metrics if not m.needs_proba]
+        entry["baselines"] = {
+            "always-accept": point_estimates(_inputs(rows, rule, unparsed_policy, True), decision_metrics),
+            f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
+                point_estimates(_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
+        }
+        result["label_rules"][rule] = entry
+    return result

@@ -1,0 +1,149 @@
+"""The run directory and the response cache: nothing computed is ever lost or redone.
+
+``samples.jsonl`` gets one flushed line per paper as soon as it is parsed; after a crash the
+half-written last line is cut off and the same command carries on. The sqlite response cache
+(WAL mode, so a kill during a write leaves it intact) lets a new run directory reuse answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from peerbench.errors import ConfigError
+
+CONFIG_FILE, SAMPLES_FILE, METRICS_FILE, LOCK_FILE = "config.json", "samples.jsonl", "metrics.json", ".lock"
+
+
+def stable_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = None
+        self._handle = None
+
+    def __enter__(self) -> RunDir:
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"{self.path}: another peerbench run is writing to this run directory") from None
+        self._lock = lock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def claim(self, config: dict[str, Any]) -> None:
+        """Write config.json, or check that an existing run here has the same identity."""
+        path = self.path / CONFIG_FILE
+        if path.is_file():
+            try:
+                existing = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                existing = {}
+            if existing.get("run_identity") != config["run_identity"]:
+                raise ConfigError(f"{self.path}: holds a run with different settings "
+                                  f"(task, backend, model or generation); pick another --out or remove it")
+        tmp = path.with_name(CONFIG_FILE + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+    def read_samples(self) -> dict[str, dict[str, Any]]:
+        """Stored samples by id; a torn last line (a crash mid-write) is cut off the file."""
+        path = self.path / SAMPLES_FILE
+        if not path.is_file():
+            return {}
+        data = path.read_bytes()
+        samples: dict[str, dict[str, Any]] = {}
+        good_end = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            samples[sample["id"]] = sample
+            good_end += len(line)
+        if good_end != len(data):
+            with path.open("r+b") as handle:
+                handle.truncate(good_end)
+        return samples
+
+    def append(self, sample: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = (self.path / SAMPLES_FILE).open("a", encoding="utf-8")
+        self._handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        tmp = self.path / (METRICS_FILE + ".tmp")
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        os.replace(tmp, self.path / METRICS_FILE)
+
+
+def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring."""
+    path = Path(path)
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(f"{path}: not a peerbench run directory (no {CONFIG_FILE})")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
+    samples = []
+    samples_path = path / SAMPLES_FILE
+    if samples_path.is_file():
+        lines = samples_path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                samples.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break  # a torn last line from a crash
+                raise ConfigError(f"{samples_path}:{number}: not valid JSON") from None
+    return config, samples
+
+
+class ResponseCache:
+    """(backend, model, settings, prompt) -> completion, shared by every run on this machine."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                         "created REAL NOT NULL)")
+        self._db.commit()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,139 @@
+"""Tasks: dataset + selection + label rule + prompt + generation settings, declared in YAML.
+
+The YAML is flat and validated by pydantic with unknown keys refused; it can only name
+registered things (datasets, label rules, metrics, prompts), never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from peerbench.errors import ConfigError
+from peerbench.prompts import PromptTemplate
+from peerbench.records import GenerationConfig
+
+
+class DatasetSpec(BaseModel):
+    """``name`` picks the dataset plugin; every other key is that dataset's own selection argument."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GenerationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_tokens: int = Field(1400, gt=0)
+    temperature: float = Field(0.2, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    seed: int | None = None
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    version: int
+    description: str = ""
+    dataset: DatasetSpec
+    train: dict[str, Any] | None = None
+    label_rule: str = "recommendation>=4"
+    report_label_rules: list[str] = Field(default_factory=lambda: ["decision"])
+    prompt: str = "reviewer-v1"
+    system_prompt: str | None = None
+    user_template: str | None = None
+    max_model_len: int = Field(12288, gt=0)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    metrics: list[str] | None = None
+    unparsed: Literal["wrong", "reject", "exclude"] = "wrong"
+    source: str | None = Field(None, exclude=True)
+
+    def prompt_template(self) -> PromptTemplate:
+        return PromptTemplate.resolve(self.prompt, self.system_prompt, self.user_template)
+
+    def generation_config(self) -> GenerationConfig:
+        return GenerationConfig(**self.generation.model_dump())
+
+    def label_rules(self) -> list[str]:
+        return [self.label_rule, *(r for r in self.report_label_rules if r != self.label_rule)]
+
+    def fingerprint(self) -> str:
+        """Changes whenever anything that decides the prompts or the gold labels changes."""
+        template = self.prompt_template()
+        payload = {**self.model_dump(mode="json"), "resolved_prompt": [template.system, template.user]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_overrides(self, **changes: Any) -> Task:
+        return self.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+
+def _validation_message(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown field {loc!r}"
+    if kind == "missing":
+        return f"{path}: missing field {loc!r}"
+    return f"{path}: field {loc!r}: {err['msg']}"
+
+
+def load_task_file(path: Path) -> Task:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read task file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a task file must be a mapping with at least 'task', 'version' and 'dataset'")
+    try:
+        task = Task(**data, source=str(path))
+        task.prompt_template()
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(path, exc)) from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return task
+
+
+def tasks_from_path(path: str | Path) -> list[Task]:
+    path = Path(path)
+    if path.is_file():
+        return [load_task_file(path)]
+    if not path.is_dir():
+        raise ConfigError(f"--include-path {path}: no such file or directory")
+    files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
+    return [load_task_file(f) for f in files]
+
+
+def load_task(name: str, include_paths: Iterable[str | Path] = ()) -> Task:
+    """A registered task by name, or one from the user's ``--include-path`` directories."""
+    from peerbench.errors import UnknownNameError
+    from peerbench.registry import registries
+
+    registered = registries().tasks
+    extra: dict[str, Task] = {}
+    for include in include_paths:
+        for task in tasks_from_path(include):
+            if task.task in registered or task.task in extra:
+                other = registered.get(task.task).value.source if task.task in registered else extra[task.task].source
+                raise ConfigError(f"{task.source}: task {task.task!r} is already defined in {other}")
+            extra[task.task] = task
+    if name in extra:
+        return extra[name]
+    if name in registered:
+        return registered.get(name).value
+    raise UnknownNameError("task", name, [*registered.names(), *extra])

@@ -1,0 +1,82 @@
+import pytest
+
+from peerbench.errors import ConfigError
+from peerbench.prompts import CHAT_TEMPLATE_MARGIN, PromptTemplate, paper_body, render
+from peerbench.records import Paper, Section
+
+PAPER = Paper("7", "acl_2017", "Parsing with Tiny Trees", "We parse sentences with small trees.",
+              [Section("1 Introduction", "Parsing matters.\n101\nTrees are small."), Section(None, "Untitled text.")],
+              split="dev")
+
+GOLDEN_USER = """Review the following paper.
+
+Title: Parsing with Tiny Trees
+
+Abstract: We parse sentences with small trees.
+
+Paper content:
+1 Introduction
+Parsing matters.
+Trees are small.
+
+Untitled text.
+
+Write your review with these sections, in this order:
+## Summary
+## Strengths
+## Weaknesses
+## Technical Soundness
+## Clarity and Writing
+## Significance
+## Final Recommendation
+
+End the review with exactly one of these two lines and nothing after it:
+I recommend this paper for ACCEPTANCE.
+I recommend this paper for REJECTION."""
+
+GOLDEN_SYSTEM = ("You are an expert reviewer for a top-tier computer science and artificial intelligence conference. "
+                 "Read the submitted paper carefully and write a rigorous, fair and constructive review. Judge the "
+                 "paper on its technical soundness, novelty, clarity and significance, and end with a clear decision.")
+
+
+def test_rendered_prompt_is_the_reviewer_template_character_for_character():
+    rendered = render(PAPER, PromptTemplate.resolve("reviewer-v1"), max_model_len=12288, max_tokens=1400)
+    assert rendered.messages == [{"role": "system", "content": GOLDEN_SYSTEM}, {"role": "user", "content": GOLDEN_USER}]
+    assert rendered.truncation == {"method": "chars", "char_budget": rendered.truncation["char_budget"], "cut_chars": 0}
+
+
+def test_braces_and_dollars_in_paper_text_are_left_alone():
+    paper = Paper("1", "v", "A {b} $title", "cost $x ${body}", [Section("H", "f(x) = {y}")])
+    user = render(paper, PromptTemplate.resolve(), max_model_len=12288, max_tokens=10).messages[1]["content"]
+    assert "Title: A {b} $title" in user and "Abstract: cost $x ${body}" in user and "f(x) = {y}" in user
+
+
+def words(messages):
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_token_truncation_fits_the_context_exactly():
+    long = Paper("1", "v", "T", "A", [Section("Body", " ".join(f"w{i}" for i in range(5000)))])
+    rendered = render(long, PromptTemplate.resolve(), max_model_len=2000, max_tokens=500, count_tokens=words)
+    budget = 2000 - 500 - CHAT_TEMPLATE_MARGIN
+    assert words(rendered.messages) <= budget
+    assert rendered.truncation["method"] == "tokens" and rendered.truncation["cut_tokens"] > 0
+    # one more body character would not fit: the search keeps the longest prefix
+    kept = paper_body(long)[: len(paper_body(long)) - rendered.truncation["cut_chars"] + 2]
+    assert words(PromptTemplate.resolve().messages(long, kept)) > budget
+
+
+def test_char_truncation_without_a_tokenizer():
+    long = Paper("1", "v", "T", "A", [Section("Body", "x" * 100_000)])
+    rendered = render(long, PromptTemplate.resolve(), max_model_len=4000, max_tokens=1000)
+    total = sum(len(m["content"]) for m in rendered.messages)
+    assert rendered.truncation["cut_chars"] > 0 and total <= (4000 - 1000 - CHAT_TEMPLATE_MARGIN) * 3.5
+
+
+def test_templates_are_checked():
+    with pytest.raises(ConfigError, match="unknown field"):
+        PromptTemplate.resolve(None, "sys", "Title ${title} ${author} ${body}")
+    with pytest.raises(ConfigError, match="must contain"):
+        PromptTemplate.resolve(None, "sys", "Title ${title}")
+    with pytest.raises(ConfigError, match="unknown prompt 'nope'"):
+        PromptTemplate.resolve("nope")
