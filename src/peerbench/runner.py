@@ -154,7 +154,7 @@ def build_sample(paper: Paper, golds: dict[str, bool | None], messages: list[dic
         "completion": completion.text, "decision": decision.value, "p_accept": completion.p_accept,
         "error": completion.error, "finish_reason": completion.finish_reason,
         "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-        "latency_s": round(latency, 4), "cached": cached,
+        "latency_s": round(latency, 6), "cached": cached,
     }
 
 
