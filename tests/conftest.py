@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from peerread_fixtures import tree_listing, write_peerread  # noqa: E402
+from peerread_fixtures import folder_listing, write_peerread  # noqa: E402
 
 
 def pytest_configure(config):
@@ -27,7 +27,7 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("PEERBENCH_HTTP_BACKOFF", "0.01")
     monkeypatch.delenv("PEERBENCH_DATA", raising=False)
     monkeypatch.delenv("PEERBENCH_PEERREAD_URL", raising=False)
-    monkeypatch.delenv("PEERBENCH_PEERREAD_TREE_URL", raising=False)
+    monkeypatch.delenv("PEERBENCH_PEERREAD_LISTING_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     yield home
 
@@ -55,8 +55,10 @@ class FixtureServer:
 
             def do_GET(self):
                 path = self.path.split("?")[0]
-                if path == "/tree":
-                    return self._send(200, json.dumps(tree_listing(server.root)).encode())
+                if path.startswith("/contents/data/"):  # GitHub's contents API for one folder
+                    server.hits["listing:" + path] += 1
+                    return self._send(200, json.dumps(folder_listing(server.root, path.removeprefix(
+                        "/contents/data/"))).encode())
                 rel = path.removeprefix("/data/")
                 server.hits[rel] += 1
                 if rel in server.slow:
@@ -96,7 +98,7 @@ class FixtureServer:
 def peerread_server(peerread_root, monkeypatch):
     server = FixtureServer(peerread_root)
     monkeypatch.setenv("PEERBENCH_PEERREAD_URL", server.url + "/data")
-    monkeypatch.setenv("PEERBENCH_PEERREAD_TREE_URL", server.url + "/tree")
+    monkeypatch.setenv("PEERBENCH_PEERREAD_LISTING_URL", server.url + "/contents")
     yield server
     server.close()
 

@@ -135,7 +135,7 @@ def write_peerread(root: Path, *, train: bool = True, long_body_id: str | None =
     return root
 
 
-def tree_listing(root: Path) -> dict:
-    """The shape of GitHub's git-trees answer for the files under ``root``."""
-    paths = sorted("data/" + str(p.relative_to(root)) for p in root.rglob("*.json"))
-    return {"sha": "fixture", "tree": [{"path": p, "type": "blob"} for p in paths], "truncated": False}
+def folder_listing(root: Path, folder: str) -> list[dict]:
+    """The shape of GitHub's contents-API answer for one folder under ``root``."""
+    return [{"name": p.name, "path": f"data/{folder}/{p.name}", "type": "file"}
+            for p in sorted((root / folder).glob("*"))]

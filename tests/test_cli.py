@@ -100,7 +100,7 @@ def test_data_pull_and_info(peerread_server, isolated_home):
 
 def test_first_run_downloads_through_the_cli(peerread_server, isolated_home, tmp_path):
     env = cli_env(isolated_home, PEERBENCH_PEERREAD_URL=peerread_server.url + "/data",
-                  PEERBENCH_PEERREAD_TREE_URL=peerread_server.url + "/tree")
+                  PEERBENCH_PEERREAD_LISTING_URL=peerread_server.url + "/contents")
     result = run_cli(["run", "--backend", "baseline", "--task", "peerread-conll2016", "--out", str(tmp_path / "r"),
                       "--resamples", "10"], env)
     assert result.returncode == 0, result.stderr

@@ -44,11 +44,13 @@ def test_server_errors_are_retried(peerread_server):
     assert peerread_server.hits["conll_2016/dev/reviews/25.json"] == 3
 
 
-def test_train_split_is_listed_from_the_repository_tree(peerread_server):
+def test_train_split_is_listed_once_through_the_contents_api(peerread_server):
     ds = PeerRead()
     assert ds.size(PeerReadArgs(venues=["conll_2016"], splits=["train"])) is None  # unknown before listing
     assert ds.ids("conll_2016", "train") == ["9000", "9001", "9002", "9003"]
     assert ds.size(PeerReadArgs(venues=["conll_2016"], splits=["train"])) == 4
+    assert ds.ids("conll_2016", "train") == ["9000", "9001", "9002", "9003"]
+    assert peerread_server.hits["listing:/contents/data/conll_2016/train/reviews"] == 1
 
 
 def test_data_dir_copy_is_never_downloaded_into(peerread_root, peerread_server):

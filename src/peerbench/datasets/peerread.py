@@ -22,7 +22,7 @@ from peerbench.records import Paper, Section
 
 PEERREAD_COMMIT = "a5d0d79169b974e172186085291920a4154c433f"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/allenai/PeerRead/{PEERREAD_COMMIT}/data"
-DEFAULT_TREE_URL = f"https://api.github.com/repos/allenai/PeerRead/git/trees/{PEERREAD_COMMIT}?recursive=1"
+DEFAULT_LISTING_URL = "https://api.github.com/repos/allenai/PeerRead/contents"
 VENUES = ("acl_2017", "conll_2016", "iclr_2017")
 SPLITS = ("train", "dev", "test")
 MANIFEST_PATH = Path(__file__).with_name("peerread95.json")
@@ -167,7 +167,7 @@ class PeerRead(Dataset):
         data_dir = data_dir or os.environ.get("PEERBENCH_DATA")
         super().__init__(data_dir)
         self.base_url = os.environ.get("PEERBENCH_PEERREAD_URL", DEFAULT_BASE_URL)
-        self.tree_url = os.environ.get("PEERBENCH_PEERREAD_TREE_URL", DEFAULT_TREE_URL)
+        self.listing_url = os.environ.get("PEERBENCH_PEERREAD_LISTING_URL", DEFAULT_LISTING_URL)
 
     @property
     def root(self) -> Path:
@@ -191,26 +191,31 @@ class PeerRead(Dataset):
         known = [k[2] for k in manifest() if k[0] == venue and k[1] == split]
         if known:
             return sorted(known, key=_id_order)
-        return self._tree_ids(venue, split)
+        return self._listed_ids(venue, split)
 
-    def _tree_ids(self, venue: str, split: str) -> list[str]:
-        """Splits outside peerread95 (train) are listed once from the repository tree at the pinned commit."""
-        index = self.root.parent / "tree.json"
-        if not index.is_file():
+    def listing_path(self, venue: str, split: str) -> Path:
+        return self.root.parent / "listings" / f"{venue}-{split}.json"
+
+    def _listed_ids(self, venue: str, split: str) -> list[str]:
+        """Splits outside peerread95 (train) are listed once, at the pinned commit, through GitHub's
+        contents API (one request per folder; PeerRead's largest, ICLR train, has 349 files)."""
+        cached = self.listing_path(venue, split)
+        if not cached.is_file():
             import httpx
 
+            url = f"{self.listing_url.rstrip('/')}/data/{venue}/{split}/reviews"
             try:
-                response = httpx.get(self.tree_url, timeout=60.0, follow_redirects=True)
+                response = httpx.get(url, params={"ref": PEERREAD_COMMIT}, timeout=60.0, follow_redirects=True,
+                                     headers={"Accept": "application/vnd.github+json"})
                 response.raise_for_status()
-                paths = [item["path"] for item in response.json()["tree"]]
+                names = [item["name"] for item in response.json() if item.get("type", "file") == "file"]
             except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
-                raise DataError(f"{self.tree_url}: cannot list PeerRead's files ({type(exc).__name__}: {exc})") from None
-            index.parent.mkdir(parents=True, exist_ok=True)
-            index.write_text(json.dumps(paths))
-        prefix = f"data/{venue}/{split}/reviews/"
-        paths = json.loads(index.read_text())
-        return sorted((p[len(prefix):-len(".json")] for p in paths if p.startswith(prefix) and p.endswith(".json")),
-                      key=_id_order)
+                raise DataError(f"{url}: cannot list PeerRead's {venue}/{split} files "
+                                f"({type(exc).__name__}: {exc})") from None
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(sorted(names)))
+        names = json.loads(cached.read_text())
+        return sorted((n[: -len(".json")] for n in names if n.endswith(".json")), key=_id_order)
 
     def selection(self, args: PeerReadArgs) -> list[tuple[str, str, str]]:
         wanted = set(args.ids) if args.ids is not None else None
@@ -225,8 +230,8 @@ class PeerRead(Dataset):
     def size(self, args: PeerReadArgs) -> int | None:
         """Known without network for peerread95's splits and local copies; None for an unlisted train split."""
         listed = {(v, s) for v, s, _ in manifest()}
-        if self.downloads and not (self.root.parent / "tree.json").is_file() and any(
-                (v, s) not in listed for v in args.venues for s in args.splits):
+        if self.downloads and any((v, s) not in listed and not self.listing_path(v, s).is_file()
+                                  for v in args.venues for s in args.splits):
             return None
         try:
             return len(self.selection(args))
