@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from peerbench.hookspecs import hookimpl
-from peerbench.records import ChatRequest, Completion, Decision, GenerationConfig, Paper, Section
+from peerbench.records import ChatRequest, Completion, Decision, GenerationConfig, Paper, Sample, Section
 
 if TYPE_CHECKING:
     from peerbench.backends import Backend
@@ -23,9 +23,6 @@ __all__ = [
     "Paper", "RunContext", "RunResult", "Sample", "Section", "Task", "__version__", "get_backend", "hookimpl",
     "list_backends", "list_datasets", "list_label_rules", "list_metrics", "list_tasks", "load_task", "run",
 ]
-
-Sample = dict  # one line of samples.jsonl; see docs/run-directory.md
-
 
 def run(task: str = "peerread95", backend: str | None = None, model: str | None = None,
         **kwargs: Any) -> RunResult:

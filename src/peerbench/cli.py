@@ -163,15 +163,16 @@ def tasks(include_path) -> None:
     regs = registries()
     found = [e.value for e in regs.tasks.entries()] + [t for p in include_path for t in tasks_from_path(p)]
     table = Table(title="tasks", title_justify="left")
-    for column in ("name", "papers", "gold label", "also reported", "dataset", "description"):
-        table.add_column(column)
+    for column in ("name", "papers", "gold label", "also reported"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", min_width=20)
     for task in found:
         size = None
         if task.dataset.name in regs.datasets:
             dataset = regs.datasets.get(task.dataset.name).value()
             size = dataset.size(dataset.parse_args(task.dataset.args(), f"task {task.task}"))
         table.add_row(task.task, "?" if size is None else str(size), task.label_rule,
-                      ", ".join(task.report_label_rules), task.dataset.name, task.description)
+                      ", ".join(task.report_label_rules), task.description)
     _console().print(table)
 
 

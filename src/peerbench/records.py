@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 
 class Decision(str, enum.Enum):
@@ -90,3 +90,27 @@ class Completion:
     def from_dict(cls, data: dict[str, Any]) -> Completion:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+
+class Sample(TypedDict, total=False):
+    """One line of a run's samples.jsonl: everything known about one paper's review."""
+
+    id: str                      # venue/split/paper_id, unique within a task
+    paper_id: str
+    venue: str
+    split: str
+    title: str
+    gold: dict[str, bool | None]  # label rule -> gold decision (None: unknown)
+    accepted: bool | None
+    mean_recommendation: float | None
+    prompt_hash: str
+    truncation: dict[str, Any]   # method (tokens/chars) and how much of the body was cut
+    completion: str
+    decision: str                # ACCEPT, REJECT or UNPARSED
+    p_accept: float | None
+    error: str | None            # set when the backend failed on this paper
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float
+    cached: bool                 # served from the response cache

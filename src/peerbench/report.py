@@ -29,7 +29,7 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     title = (f"{metrics.get('task', '')} · {metrics.get('backend', '')}:{metrics.get('model', '')} · "
              f"gold label: {rule} (n={overall['n']})")
     table = Table(title=title, caption=entry["description"], title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True, min_width=18)
     table.add_column("value", justify="right")
     table.add_column(f"{confidence}% CI", justify="right")
     baselines = entry.get("baselines", {})
@@ -48,7 +48,7 @@ def venue_table(entry: dict[str, Any]) -> Table | None:
     if not per_venue:
         return None
     table = Table(title="per venue", title_justify="left")
-    table.add_column("venue")
+    table.add_column("venue", no_wrap=True)
     table.add_column("n", justify="right")
     for name in VENUE_COLUMNS:
         table.add_column(name, justify="right")
