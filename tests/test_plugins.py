@@ -203,3 +203,8 @@ def test_broken_plugin_leaves_the_cli_working(peerread_root, isolated_home, tmp_
 def test_load_plugins_env_limits_entry_points(echo_site, isolated_home):
     env = cli_env(isolated_home, PYTHONPATH=str(echo_site), PEERBENCH_LOAD_PLUGINS="", COLUMNS="200")
     assert "echo" not in run_cli(["backends"], env).stdout
+
+
+def test_trace_plugins_shows_hook_calls(isolated_home):
+    result = run_cli(["backends"], cli_env(isolated_home, PEERBENCH_TRACE_PLUGINS="1"))
+    assert "peerbench: register_backends <- peerbench.backends.baseline" in result.stderr

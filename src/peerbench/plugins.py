@@ -86,19 +86,7 @@ def load_plugins() -> pluggy.PluginManager:
             continue
         dist = getattr(ep, "dist", None)
         _distributions[ep.name] = dist.version if dist is not None else None
-    if os.environ.get("PEERBENCH_TRACE_PLUGINS"):
-        _install_tracing()
     return pm
-
-
-def _install_tracing() -> None:
-    def before(hook_name, hook_impls, kwargs):
-        print(f"peerbench hook {hook_name} -> {[i.plugin_name for i in hook_impls]}", file=sys.stderr)
-
-    def after(outcome, hook_name, hook_impls, kwargs):
-        pass
-
-    pm.add_hookcall_monitoring(before, after)
 
 
 def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> None:
@@ -111,7 +99,10 @@ def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> No
     from peerbench.errors import DuplicateNameError
 
     caller = getattr(pm.hook, hook_name)
+    trace = bool(os.environ.get("PEERBENCH_TRACE_PLUGINS"))
     for impl in reversed(caller.get_hookimpls()):
+        if trace:
+            print(f"peerbench: {hook_name} <- {impl.plugin_name}", file=sys.stderr)
         kwargs = kwargs_for(impl.plugin_name)
         try:
             impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
