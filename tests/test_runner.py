@@ -160,3 +160,13 @@ def test_no_secret_reaches_the_run_dir_or_cache(peerread_root, tmp_path, isolate
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
     assert secret not in result.stdout + result.stderr
+
+
+def test_a_corrupt_line_inside_samples_is_an_error_not_a_truncation(peerread_root, tmp_path):
+    out = tmp_path / "r"
+    peerbench.run(task="peerread-conll2016", model="always-accept", data_dir=peerread_root, out=out, resamples=10)
+    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
+    (out / "samples.jsonl").write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
+    with pytest.raises(ConfigError, match="samples.jsonl:2: not valid JSON"):
+        peerbench.run(task="peerread-conll2016", model="always-accept", data_dir=peerread_root, out=out)
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 4  # nothing thrown away

@@ -146,7 +146,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
 
 def build_sample(paper: Paper, golds: dict[str, bool | None], messages: list[dict[str, str]],
                  truncation: dict[str, Any], completion: Completion, latency: float, cached: bool) -> dict[str, Any]:
-    decision = parse_decision(completion.text) if not completion.error else parse_decision(None)
+    decision = parse_decision(None if completion.error else completion.text)
     return {
         "id": paper.key, "paper_id": paper.id, "venue": paper.venue, "split": paper.split, "title": paper.title,
         "gold": golds, "accepted": paper.accepted, "mean_recommendation": paper.mean_recommendation,

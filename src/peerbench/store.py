@@ -67,25 +67,11 @@ class RunDir:
 
     def read_samples(self) -> dict[str, dict[str, Any]]:
         """Stored samples by id; a torn last line (a crash mid-write) is cut off the file."""
-        path = self.path / SAMPLES_FILE
-        if not path.is_file():
-            return {}
-        data = path.read_bytes()
-        samples: dict[str, dict[str, Any]] = {}
-        good_end = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            samples[sample["id"]] = sample
-            good_end += len(line)
-        if good_end != len(data):
-            with path.open("r+b") as handle:
-                handle.truncate(good_end)
-        return samples
+        samples, torn_at = parse_samples(self.path / SAMPLES_FILE)
+        if torn_at is not None:
+            with (self.path / SAMPLES_FILE).open("r+b") as handle:
+                handle.truncate(torn_at)
+        return {sample["id"]: sample for sample in samples}
 
     def append(self, sample: dict[str, Any]) -> None:
         if self._handle is None:
@@ -99,6 +85,31 @@ class RunDir:
         os.replace(tmp, self.path / METRICS_FILE)
 
 
+def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """The samples of a samples.jsonl, and the byte offset of a torn last line if there is one.
+
+    Only the last line can be torn by a crash (the file is append-only); a bad line anywhere else
+    is an error naming it, so that nothing after it is ever thrown away.
+    """
+    if not path.is_file():
+        return [], None
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    samples, offset = [], 0
+    for number, line in enumerate(lines, 1):
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("no newline")
+            if line.strip():
+                samples.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):
+                return samples, offset
+            raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
+        offset += len(line)
+    return samples, None
+
+
 def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring."""
     path = Path(path)
@@ -109,19 +120,7 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
-    samples = []
-    samples_path = path / SAMPLES_FILE
-    if samples_path.is_file():
-        lines = samples_path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                samples.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # a torn last line from a crash
-                raise ConfigError(f"{samples_path}:{number}: not valid JSON") from None
+    samples, _ = parse_samples(path / SAMPLES_FILE)
     return config, samples
 
 

@@ -51,16 +51,21 @@ class ReplayBackend(Backend):
                 rows[str(row[opts.id_field])] = row
         return rows
 
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """Rows by id, read once; bare PeerRead ids that are unique in the file map to their row too."""
+        if self._rows is None:
+            self._rows = self._load()
+            bare: dict[str, list[str]] = {}
+            for key in self._rows:
+                bare.setdefault(key.rsplit("/", 1)[-1], []).append(key)
+            self._bare = {k: v[0] for k, v in bare.items() if len(v) == 1}
+        return self._rows
+
     async def setup(self, context: RunContext) -> None:
-        self._rows = self._load()
-        bare: dict[str, list[str]] = {}
-        for key in self._rows:
-            bare.setdefault(key.rsplit("/", 1)[-1], []).append(key)
-        self._bare = {k: v[0] for k, v in bare.items() if len(v) == 1}
+        self._index()
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
-        if self._rows is None:
-            await self.setup(None)  # type: ignore[arg-type]
+        self._index()
         return [self._one(r) for r in requests]
 
     def _one(self, request: ChatRequest) -> Completion:
