@@ -100,8 +100,7 @@ def rescore(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dic
     """Score a run directory's samples afresh (works on an interrupted run too)."""
     from peerbench.errors import ConfigError
     from peerbench.registry import registries
-    from peerbench.runner import summary_of
-    from peerbench.scoring import score_samples
+    from peerbench.runner import score_run
     from peerbench.store import read_run
 
     config, samples = read_run(run_dir)
@@ -109,9 +108,4 @@ def rescore(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dic
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-    policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
-    metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
-                            unparsed_policy=policy, resamples=resamples, seed=seed)
-    metrics.update(summary_of(samples))
-    metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
-    return metrics
+    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)

@@ -255,8 +255,6 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
 
 def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,
             resamples: int = 1000, seed: int = 0) -> RunResult:
-    from peerbench.scoring import score_samples
-
     papers = plan.dataset.load(plan.dataset_args, progress=progress)
     if plan.limit is not None:
         papers = papers[: plan.limit]
@@ -267,16 +265,26 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
         stored = run_dir.read_samples()
         todo = [p for p in papers if p.key not in stored]
         if todo:
-            asyncio.run(_generate_all(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
-                                      progress=progress))
-            stored = run_dir.read_samples()
+            new = asyncio.run(_generate_all(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
+                                            progress=progress))
+            stored.update((sample["id"], sample) for sample in new)
         samples = [stored[p.key] for p in papers if p.key in stored]
-        metrics = score_samples(samples, label_rules=plan.task.label_rules(), metrics=plan.metric_objects,
-                                unparsed_policy=plan.task.unparsed, resamples=resamples, seed=seed)
-        metrics.update(summary_of(samples))
-        metrics["task"], metrics["backend"], metrics["model"] = plan.task.task, plan.backend.name, plan.backend.model
+        metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
         run_dir.write_metrics(metrics)
     return RunResult(plan.run_dir, metrics, samples, plan.config)
+
+
+def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
+              resamples: int, seed: int) -> dict[str, Any]:
+    """metrics.json for a run: every label rule its config names, plus the run's summary."""
+    from peerbench.scoring import score_samples
+
+    policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
+    metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
+                            unparsed_policy=policy, resamples=resamples, seed=seed)
+    metrics.update(summary_of(samples))
+    metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
+    return metrics
 
 
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
