@@ -80,3 +80,18 @@ def test_templates_are_checked():
         PromptTemplate.resolve(None, "sys", "Title ${title}")
     with pytest.raises(ConfigError, match="unknown prompt 'nope'"):
         PromptTemplate.resolve("nope")
+
+
+def test_a_context_too_small_for_the_prompt_itself_is_one_clear_error():
+    long = Paper("1", "v", "T", "A", [Section("Body", " ".join(f"w{i}" for i in range(5000)))])
+    with pytest.raises(ConfigError, match=r"^--max-model-len 300: the prompt without any of the paper already takes"):
+        render(long, PromptTemplate.resolve(), max_model_len=300, max_tokens=200, count_tokens=words)
+
+
+def test_the_counter_names_the_truncation_method():
+    def counter(messages):
+        return words(messages)
+
+    counter.method = "server-tokenize"
+    rendered = render(PAPER, PromptTemplate.resolve(), max_model_len=4000, max_tokens=100, count_tokens=counter)
+    assert rendered.truncation["method"] == "server-tokenize"

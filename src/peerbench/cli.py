@@ -72,6 +72,9 @@ def cli() -> None:
 @click.option("-m", "--model", default=None, help="Model for the backend, or a registered model preset.")
 @click.option("-o", "--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
               help="Backend option, repeatable; validated before any work starts.")
+@click.option("--base-url", default=None, help="Server URL for HTTP backends, e.g. http://localhost:8000/v1.")
+@click.option("--api-key-env", default=None, metavar="NAME",
+              help="Environment variable holding the API key (default OPENAI_API_KEY); keys are never stored.")
 @click.option("--include-path", multiple=True, type=click.Path(), help="Folder or file of extra task YAML.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (default: peerbench-runs/<run>).")
 @click.option("--limit", type=int, default=None, help="Only the first N papers.")
@@ -85,24 +88,30 @@ def cli() -> None:
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None)
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--retry-failed", is_flag=True, help="Request again the papers whose stored sample failed.")
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the tables.")
 @friendly_errors
-def run(task, backend, model, backend_args, include_path, out, limit, ids, splits, data_dir, concurrency,
-        max_tokens, temperature, top_p, max_model_len, no_cache, resamples, seed, quiet, as_json) -> None:
+def run(task, backend, model, backend_args, base_url, api_key_env, include_path, out, limit, ids, splits, data_dir,
+        concurrency, max_tokens, temperature, top_p, max_model_len, no_cache, retry_failed, resamples, seed, quiet,
+        as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
 
-    plan = plan_run(task, backend, model, backend_options=parse_backend_args(backend_args),
+    options = parse_backend_args(backend_args)
+    for name, value in (("base_url", base_url), ("api_key_env", api_key_env)):
+        if value is not None:
+            options[name] = value
+    plan = plan_run(task, backend, model, backend_options=options,
                     include_paths=include_path, out=out, limit=limit,
                     ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
                     split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                     generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
     result = execute(plan, concurrency=concurrency, use_cache=not no_cache, progress=not quiet,
-                     resamples=resamples, seed=seed)
+                     resamples=resamples, seed=seed, retry_failed=retry_failed)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
         return
@@ -127,6 +136,25 @@ def report(run_dir, resamples, seed, as_json) -> None:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         print_metrics(metrics)
+
+
+@cli.command("serve-check")
+@click.option("--base-url", required=True, help="The server's OpenAI-compatible URL, e.g. http://localhost:8000/v1.")
+@click.option("-m", "--model", default=None, help="The model to check (default: the only one served).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, metavar="NAME")
+@click.option("-t", "--task", default=None, help="Also check the served context against this task's max_model_len.")
+@click.option("--include-path", multiple=True, type=click.Path(), help="Folder or file of extra task YAML.")
+@friendly_errors
+def serve_check(base_url, model, api_key_env, task, include_path) -> None:
+    """Check an OpenAI-compatible server before a long run: reachable, key accepted, model served."""
+    import asyncio
+
+    from peerbench.backends.serve_check import check_server
+    from peerbench.task import load_task
+
+    task_obj = load_task(task, include_path) if task else None
+    for line in asyncio.run(check_server(base_url, model, api_key_env, task_obj)):
+        click.echo(line)
 
 
 def _listing(kind: str, title: str, describe: Callable[[Any], list[str]], columns: list[str]) -> None:

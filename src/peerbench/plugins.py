@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "peerbench"
 
 DEFAULT_PLUGINS = (
     "peerbench.backends.baseline",
+    "peerbench.backends.openai_compat",
     "peerbench.backends.replay",
     "peerbench.datasets.peerread",
     "peerbench.labels",

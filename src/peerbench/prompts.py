@@ -119,11 +119,12 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
     body = paper_body(paper)
     if count_tokens is None:
         return _render_by_chars(paper, template, body, max_model_len, max_tokens)
+    method = getattr(count_tokens, "method", "tokens")
     budget = max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN
     messages = template.messages(paper, body)
     total = count_tokens(messages)
     if total <= budget:
-        return RenderedPrompt(messages, {"method": "tokens", "prompt_tokens": total, "cut_chars": 0, "cut_tokens": 0})
+        return RenderedPrompt(messages, {"method": method, "prompt_tokens": total, "cut_chars": 0, "cut_tokens": 0})
     # Binary search on the body's length: the largest prefix whose prompt fits.
     lo, hi = 0, len(body)
     while lo < hi:
@@ -134,7 +135,10 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
             hi = mid - 1
     messages = template.messages(paper, body[:lo])
     kept = count_tokens(messages)
-    return RenderedPrompt(messages, {"method": "tokens", "prompt_tokens": kept, "cut_chars": len(body) - lo,
+    if kept > budget:
+        raise ConfigError(f"--max-model-len {max_model_len}: the prompt without any of the paper already takes "
+                          f"{kept} tokens, more than the {budget} left after max_tokens {max_tokens}")
+    return RenderedPrompt(messages, {"method": method, "prompt_tokens": kept, "cut_chars": len(body) - lo,
                                      "cut_tokens": total - kept})
 
 

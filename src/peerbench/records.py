@@ -114,3 +114,4 @@ class Sample(TypedDict, total=False):
     completion_tokens: int | None
     latency_s: float
     cached: bool                 # served from the response cache
+    extra: dict[str, Any]        # backend details: tries taken, logprob mass at the decision word

@@ -75,6 +75,8 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
         f"mean {trunc.get('mean_cut_chars', 0):.0f} chars, max {trunc.get('max_cut_chars', 0)} chars",
     ]
+    for failure in (metrics.get("failures") or {}).get("most_common", []):
+        lines.append(f"failed on {failure['papers']} paper(s): {failure['error']}")
     return Text("\n".join(lines))
 
 

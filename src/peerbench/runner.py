@@ -11,6 +11,7 @@ import datetime as dt
 import platform
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     dataset_args = dataset.parse_args(raw_args, f"task {task_obj.task}")
 
     generation_config = task_obj.generation_config()
-    identity = stable_hash({"task": task_obj.fingerprint(), "backend": backend_obj.describe(),
+    identity = stable_hash({"task": task_obj.fingerprint(), "backend": backend_obj.identity(),
                             "generation": generation_config.to_dict()})[:10]
     from peerbench import __version__
 
@@ -155,6 +156,7 @@ def build_sample(paper: Paper, golds: dict[str, bool | None], messages: list[dic
         "error": completion.error, "finish_reason": completion.finish_reason,
         "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
         "latency_s": round(latency, 6), "cached": cached,
+        **({"extra": completion.extra} if completion.extra else {}),
     }
 
 
@@ -166,7 +168,6 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
     task, backend = plan.task, plan.backend
     template = task.prompt_template()
     generation = task.generation_config()
-    counter = backend.token_counter()
     rules = {name: get_label_rule(name) for name in task.label_rules()}
 
     def user_text(paper: Paper) -> str:
@@ -183,8 +184,9 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
         return plan.dataset.load(args, progress=progress)
 
     await backend.setup(RunContext(task, load_train, rules[task.label_rule].label, user_text))
+    counter = backend.token_counter()
     cache = ResponseCache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
-    described = backend.describe()
+    described = backend.identity()
     new_samples: list[dict[str, Any]] = []
     failures = successes = 0
 
@@ -254,7 +256,8 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
 
 
 def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,
-            resamples: int = 1000, seed: int = 0) -> RunResult:
+            resamples: int = 1000, seed: int = 0, retry_failed: bool = False) -> RunResult:
+    """Generate what the run directory lacks (and, with ``retry_failed``, what failed), then score."""
     papers = plan.dataset.load(plan.dataset_args, progress=progress)
     if plan.limit is not None:
         papers = papers[: plan.limit]
@@ -263,7 +266,7 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
     with RunDir(plan.run_dir) as run_dir:
         run_dir.claim(plan.config)
         stored = run_dir.read_samples()
-        todo = [p for p in papers if p.key not in stored]
+        todo = [p for p in papers if p.key not in stored or (retry_failed and stored[p.key].get("error"))]
         if todo:
             new = asyncio.run(_generate_all(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
                                             progress=progress))
@@ -292,7 +295,10 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     cut = [s["truncation"].get("cut_chars", 0) for s in samples if s.get("truncation")]
     methods = sorted({s["truncation"].get("method") for s in samples if s.get("truncation")})
     latencies = [s["latency_s"] for s in samples if not s.get("cached") and s.get("latency_s") is not None]
+    errors = Counter(s["error"] for s in samples if s.get("error"))
     return {
+        "failures": {"count": sum(errors.values()),
+                     "most_common": [{"error": e, "papers": n} for e, n in errors.most_common(3)]},
         "truncation": {"method": ",".join(m for m in methods if m), "papers_truncated": sum(1 for c in cut if c > 0),
                        "mean_cut_chars": (sum(cut) / len(cut)) if cut else 0.0, "max_cut_chars": max(cut, default=0)},
         "timing": {"mean_latency_s": (sum(latencies) / len(latencies)) if latencies else None,
@@ -305,8 +311,8 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def run(task: str | Task = "peerread95", backend: str | None = None, model: str | None = None, *,
         concurrency: int | None = None, use_cache: bool = True, progress: bool = False, resamples: int = 1000,
-        seed: int = 0, **plan_kwargs: Any) -> RunResult:
+        seed: int = 0, retry_failed: bool = False, **plan_kwargs: Any) -> RunResult:
     """Run one task on one backend and return its metrics and samples (the Python API)."""
     plan = plan_run(task, backend, model, **plan_kwargs)
     return execute(plan, concurrency=concurrency, use_cache=use_cache, progress=progress,
-                   resamples=resamples, seed=seed)
+                   resamples=resamples, seed=seed, retry_failed=retry_failed)

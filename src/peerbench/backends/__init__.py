@@ -16,6 +16,8 @@ from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
 
 SECRET_WORDS = ("key", "token", "secret", "password", "credential")
+# Options that have a flag of their own on `peerbench run`, so errors name the flag the user typed.
+OPTION_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env"}
 
 
 class BackendOptions(BaseModel):
@@ -50,6 +52,9 @@ class Backend(ABC):
     cacheable: ClassVar[bool] = True
     batch_size: int = 1
     max_concurrency: int = 16
+    # Options that change how requests are sent (timeouts, retries), not what comes back: kept in
+    # config.json, left out of the run identity and the response-cache key.
+    operational_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: str | None = None, **options: Any):
         model = model or self.default_model
@@ -64,7 +69,8 @@ class Backend(ABC):
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             valid = ", ".join(self.Options.model_fields) or "none"
-            raise ConfigError(f"--backend-arg {field}: {err['msg']} (backend {self.name!r} takes: {valid})") from None
+            flag = OPTION_FLAGS.get(field, f"--backend-arg {field}")
+            raise ConfigError(f"{flag}: {err['msg']} (backend {self.name!r} takes: {valid})") from None
 
     def token_counter(self) -> TokenCounter | None:
         """A function counting a chat's tokens in the model's own tokenizer, if the backend has one."""
@@ -89,6 +95,12 @@ class Backend(ABC):
         options = self.options.model_dump(mode="json")
         return {"backend": self.name, "model": self.model,
                 "options": {k: v for k, v in options.items() if not any(w in k.lower() for w in SECRET_WORDS)}}
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the completions: describe() less the operational options."""
+        described = self.describe()
+        described["options"] = {k: v for k, v in described["options"].items() if k not in self.operational_options}
+        return described
 
 
 def create_backend(name: str, model: str | None, options: dict[str, Any]) -> Backend:

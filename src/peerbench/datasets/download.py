@@ -8,7 +8,6 @@ files already fetched.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from peerbench.errors import DataError
+from peerbench.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
 
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 Validator = Callable[[str, bytes], None]
 
 
@@ -28,18 +27,10 @@ class FetchError(Exception):
         self.rel = rel
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return min(float(value), 60.0) if value else None
-    except ValueError:
-        return None
-
-
 def fetch_one(client: httpx.Client, url: str, rel: str, dest: Path, validate: Validator, *,
               attempts: int = 4, backoff: float = 1.0) -> None:
     for attempt in range(attempts):
-        wait = backoff * (2 ** attempt) * (0.5 + random.random())
+        wait = backoff_delay(attempt, backoff)
         try:
             response = client.get(url)
         except httpx.TransportError as exc:
@@ -48,7 +39,8 @@ def fetch_one(client: httpx.Client, url: str, rel: str, dest: Path, validate: Va
             time.sleep(wait)
             continue
         if response.status_code in RETRY_STATUS and attempt < attempts - 1:
-            time.sleep(_retry_after(response) or wait)
+            retry_after = retry_after_seconds(response.headers)
+            time.sleep(wait if retry_after is None else retry_after)
             continue
         if response.status_code != 200:
             raise FetchError(rel, f"HTTP {response.status_code} from {url}")

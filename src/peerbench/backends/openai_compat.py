@@ -1,0 +1,261 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp, TGI, hosted APIs).
+
+The ``openai`` SDK speaks the wire format; this module owns the policy an evaluation needs and the
+SDK leaves to its caller: which failures are worth another try (429, 5xx, timeouts, dropped
+connections, a malformed body, an empty choices list), which end one paper (a 400 such as a
+prompt over the context), and which end the run because no paper could succeed (auth refused, an
+unknown model). The SDK's own retries are off so that every attempt is counted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.errors import BackendError, MissingDependency
+from peerbench.hookspecs import hookimpl
+from peerbench.logprobs import TokenLogprob, decision_probability
+from peerbench.records import ChatRequest, Completion
+from peerbench.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+MAX_ERROR_CHARS = 300
+
+
+class OpenAIOptions(BackendOptions):
+    base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL))
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(600.0, gt=0, description="seconds one request may take")
+    max_retries: int = Field(6, ge=0)
+    retry_backoff: float = Field(1.0, ge=0, description="first backoff in seconds; doubles per try")
+    logprobs: bool = True
+    top_logprobs: int = Field(5, ge=1, le=20)
+    tokenizer: str = Field("auto", pattern="^(auto|server|transformers|chars)$")
+    check_server: bool = True
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for the server")
+
+
+class _Malformed(Exception):
+    """A 2xx reply that is not a usable chat completion."""
+
+
+def _short(text: object, secret: str | None = None) -> str:
+    message = " ".join(str(text).split())
+    if secret and len(secret) >= 4:
+        message = message.replace(secret, "***")
+    return message[:MAX_ERROR_CHARS]
+
+
+def _status_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+        if body.get("detail"):
+            return str(body["detail"])
+    return str(getattr(exc, "message", exc))
+
+
+def server_root(base_url: str) -> str:
+    """vLLM serves /tokenize beside /v1, not under it."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    Options = OpenAIOptions
+    supports_logprobs = True
+    max_concurrency = 16
+    operational_options: ClassVar[frozenset[str]] = frozenset(
+        {"timeout", "max_retries", "retry_backoff", "check_server", "api_key_env", "tokenizer"})
+
+    def __init__(self, model: str | None = None, **options: Any):
+        super().__init__(model, **options)
+        self._client: Any = None
+        self._counter: Any = None
+        self.tokenizer_method = "chars"
+
+    @property
+    def api_key(self) -> str:
+        return os.environ.get(self.options.api_key_env) or "EMPTY"
+
+    def _make_client(self) -> Any:
+        try:
+            import openai
+        except ImportError:
+            raise MissingDependency("openai", "openai") from None
+        return openai.AsyncOpenAI(base_url=self.options.base_url, api_key=self.api_key, max_retries=0,
+                                  timeout=self.options.timeout)
+
+    async def setup(self, context: RunContext | None = None) -> None:
+        self._client = self._make_client()
+        if self.options.check_server:
+            await check_models(self._client, self.options.base_url, self.model, self.options.api_key_env)
+        self._counter = self._pick_counter()
+        if context is not None:
+            check_context(self.options.base_url, self.model, getattr(self._counter, "max_model_len", None),
+                          context.task)
+
+    def token_counter(self):
+        return self._counter
+
+    def _pick_counter(self):
+        from peerbench.backends.token_counting import server_counter, transformers_counter
+
+        mode = self.options.tokenizer
+        counter = None
+        if mode in ("auto", "server"):
+            counter = server_counter(server_root(self.options.base_url), self.model, self.api_key)
+            if counter is None and mode == "server":
+                raise BackendError(f"--backend-arg tokenizer=server: {server_root(self.options.base_url)}/tokenize "
+                                   "did not answer; use tokenizer=auto")
+        if counter is None and mode in ("auto", "transformers"):
+            counter = transformers_counter(self.model, required=mode == "transformers")
+        self.tokenizer_method = getattr(counter, "method", "chars")
+        return counter
+
+    def _request_kwargs(self, request: ChatRequest, logprobs: bool) -> dict[str, Any]:
+        gen = request.generation
+        kwargs: dict[str, Any] = {"model": self.model, "messages": request.messages, "max_tokens": gen.max_tokens,
+                                  "temperature": gen.temperature, "top_p": gen.top_p}
+        if gen.seed is not None:
+            kwargs["seed"] = gen.seed
+        if logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = self.options.top_logprobs
+        if self.options.extra_body:
+            kwargs["extra_body"] = dict(self.options.extra_body)
+        return kwargs
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        if self._client is None:
+            await self.setup()
+        return list(await asyncio.gather(*(self._complete(r) for r in requests)))
+
+    async def _complete(self, request: ChatRequest) -> Completion:
+        import openai
+
+        opts = self.options
+        attempts = opts.max_retries + 1
+        logprobs = opts.logprobs and request.logprobs
+        problem = ""
+        for attempt in range(attempts):
+            wait = backoff_delay(attempt, opts.retry_backoff)
+            try:
+                response = await self._client.chat.completions.create(**self._request_kwargs(request, logprobs))
+                completion = self._to_completion(response)
+                completion.extra["attempts"] = attempt + 1
+                return completion
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise BackendError(auth_refused(opts.base_url, exc.status_code, _status_message(exc),
+                                                opts.api_key_env)) from None
+            except openai.NotFoundError as exc:
+                raise BackendError(f"HTTP 404 from {opts.base_url}/chat/completions for model {self.model!r}: "
+                                   f"{_short(_status_message(exc), self.api_key)}; check --base-url (it usually "
+                                   "ends in /v1) and --model (peerbench serve-check lists the served models)") from None
+            except openai.APIStatusError as exc:
+                problem = f"HTTP {exc.status_code}: {_short(_status_message(exc), self.api_key)}"
+                if exc.status_code not in RETRY_STATUS:
+                    return Completion(error=problem, extra={"attempts": attempt + 1})
+                retry_after = retry_after_seconds(exc.response.headers)
+                wait = wait if retry_after is None else retry_after
+            except openai.APITimeoutError:
+                problem = f"no reply within {opts.timeout:g} s"
+            except openai.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                problem = f"connection failed: {_short(cause, self.api_key) or type(cause).__name__}"
+            except (_Malformed, ValueError) as exc:
+                problem = f"malformed reply: {_short(exc, self.api_key)}"
+            if attempt < attempts - 1:
+                await asyncio.sleep(wait)
+        return Completion(error=f"{problem} (gave up after {attempts} tries)", extra={"attempts": attempts})
+
+    def _to_completion(self, response: Any) -> Completion:
+        choices = getattr(response, "choices", None)
+        if not hasattr(response, "choices"):
+            raise _Malformed(f"expected a chat completion object, got {type(response).__name__}")
+        if not choices:
+            raise _Malformed("the reply has an empty choices list")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        if message is None:
+            raise _Malformed("the first choice has no message")
+        text = message.content or ""
+        p_accept = None
+        extra: dict[str, Any] = {}
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content:
+            tokens = [TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])])
+                      for t in content]
+            found = decision_probability(tokens)
+            if found is not None:
+                p_accept = found.p_accept
+                extra["decision_mass"] = round(found.mass, 6)
+        usage = getattr(response, "usage", None)
+        return Completion(text=text, p_accept=p_accept, finish_reason=choice.finish_reason,
+                          prompt_tokens=getattr(usage, "prompt_tokens", None),
+                          completion_tokens=getattr(usage, "completion_tokens", None), extra=extra)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def auth_refused(base_url: str, status: int, message: str, api_key_env: str) -> str:
+    present = "is set" if os.environ.get(api_key_env) else "is not set"
+    return (f"{base_url} refused the request (HTTP {status}: {_short(message)}); the key comes from "
+            f"${api_key_env}, which {present} (use --api-key-env NAME for another variable)")
+
+
+async def served_models(client: Any, base_url: str, api_key_env: str) -> list[str] | None:
+    """The model ids the server lists, or None when it has no /models route."""
+    import openai
+
+    try:
+        page = await client.with_options(timeout=30.0).models.list()
+    except openai.NotFoundError:
+        return None
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        raise BackendError(auth_refused(base_url, exc.status_code, _status_message(exc), api_key_env)) from None
+    except openai.APITimeoutError:
+        raise BackendError(f"{base_url} did not answer GET /models within 30 s; is the server still loading?") from None
+    except openai.APIConnectionError as exc:
+        raise BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc)}); is the server running? "
+                           f"Check with: peerbench serve-check --base-url {base_url}") from None
+    except openai.APIStatusError as exc:
+        raise BackendError(f"GET {base_url}/models answered HTTP {exc.status_code}: "
+                           f"{_short(_status_message(exc))}") from None
+    except ValueError as exc:
+        raise BackendError(f"GET {base_url}/models: malformed reply ({_short(exc)})") from None
+    return sorted(str(m.id) for m in getattr(page, "data", []) or [])
+
+
+async def check_models(client: Any, base_url: str, model: str, api_key_env: str) -> list[str] | None:
+    served = await served_models(client, base_url, api_key_env)
+    if served is not None and served and model not in served:
+        raise BackendError(f"--model {model!r} is not served by {base_url}; it serves: {', '.join(served)}")
+    return served
+
+
+def check_context(base_url: str, model: str, served_len: int | None, task: Any) -> None:
+    """A server with a shorter context than the task's would fail every long paper with a 400."""
+    if served_len and served_len < task.max_model_len:
+        raise BackendError(f"{base_url} serves {model} with max_model_len {served_len}, below the "
+                           f"{task.max_model_len} of task {task.task!r}; restart the server with a longer "
+                           f"context or pass --max-model-len {served_len}")
+
+
+@hookimpl
+def register_backends(register):
+    register("openai", OpenAIBackend, extra="openai",
+             description="any OpenAI-compatible chat server (vLLM, SGLang, llama.cpp, TGI, hosted): --base-url URL")

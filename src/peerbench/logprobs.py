@@ -1,0 +1,82 @@
+"""P(accept) from token log-probabilities at the decision word of the review's final line.
+
+The model has already written "I recommend this paper for "; what it would have written next is
+the distribution we want. Tokens that begin "ACCEPTANCE" count for accept and tokens that begin
+"REJECTION" for reject; the probability is accept / (accept + reject) over the top alternatives
+the server returned. With no alternative of either kind in view there is no probability, and
+None is returned rather than a guess.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_FINAL_LINE_RE = re.compile(r"I\s+recommend\s+this\s+paper\s+for\s+[*_`]*(ACCEPTANCE|REJECTION)", re.IGNORECASE)
+_STRIP = " \t\n*_`\"'.:"
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability, and the top alternatives at its position."""
+
+    token: str
+    logprob: float
+    top: Sequence[tuple[str, float]] = ()
+
+
+@dataclass(frozen=True)
+class DecisionProbability:
+    p_accept: float
+    mass: float  # accept + reject probability seen among the alternatives (how much the top-k covered)
+    token_index: int
+
+
+def _side(token: str) -> str | None:
+    word = token.strip(_STRIP).upper()
+    if not word:
+        return None
+    if "ACCEPTANCE".startswith(word):
+        return "accept"
+    if "REJECTION".startswith(word):
+        return "reject"
+    return None
+
+
+def decision_probability(tokens: Sequence[TokenLogprob]) -> DecisionProbability | None:
+    """Find the decision word of the last decision line and read P(accept) off its alternatives."""
+    if not tokens:
+        return None
+    text = "".join(t.token for t in tokens)
+    matches = list(_FINAL_LINE_RE.finditer(text))
+    if not matches:
+        return None
+    position = matches[-1].start(1)
+    offset = 0
+    index = None
+    for i, tok in enumerate(tokens):
+        end = offset + len(tok.token)
+        if offset <= position < end:
+            index = i
+            break
+        offset = end
+    if index is None:
+        return None
+    # The word may start inside a token that also holds emphasis ("**ACC"); the word token is then
+    # that one, unless it held only the emphasis or space, when the next token carries the word.
+    if _side(tokens[index].token) is None and index + 1 < len(tokens) and _side(tokens[index + 1].token):
+        index += 1
+    chosen = tokens[index]
+    alternatives = dict(chosen.top)
+    alternatives.setdefault(chosen.token, chosen.logprob)
+    mass = {"accept": 0.0, "reject": 0.0}
+    for token, logprob in alternatives.items():
+        side = _side(token)
+        if side is not None and logprob is not None and math.isfinite(logprob):
+            mass[side] += math.exp(logprob)
+    total = mass["accept"] + mass["reject"]
+    if total <= 0:
+        return None
+    return DecisionProbability(mass["accept"] / total, total, index)

@@ -1,0 +1,41 @@
+"""How long to wait before trying a request again: the server's Retry-After when it sends one,
+else exponential backoff with jitter, so that many clients do not retry in lockstep."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+
+MAX_RETRY_AFTER_S = 60.0
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Retry-After (seconds or an HTTP date) or retry-after-ms, capped at a minute; None if absent or unreadable."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return min(max(float(millis) / 1000, 0.0), MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_S)
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
+    """base * 2**attempt, capped, times a jitter factor in [0.5, 1.5)."""
+    return min(cap, base * (2 ** attempt)) * (0.5 + random.random())

@@ -1,0 +1,183 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the chat-completions wire format (plus vLLM's /tokenize) and writes scripted reviews, so
+the real ``openai`` SDK and peerbench's backend run unchanged against it. Faults are injected per
+paper title and per attempt: 429 with Retry-After, 500, a hang past the client's timeout, a
+dropped connection, a malformed JSON body, an empty choices list, 400 context-too-long, 401.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+_TITLE_RE = re.compile(r"^Title: (.*)$", re.MULTILINE)
+
+Script = Callable[[str, int], "str | None"]  # (title, attempt number from 1) -> fault name or None
+
+
+def default_decision(title: str) -> float:
+    """P(accept) the scripted reviewer holds for a paper: fixed by the title, spread over (0, 1)."""
+    return (sum(map(ord, title)) % 97 + 1) / 99
+
+
+class OpenAIChatServer:
+    def __init__(self, model: str = "tiny-reviewer", *, latency: float = 0.0, api_key: str | None = None,
+                 tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
+                 p_accept: Callable[[str], float] = default_decision, logprobs: bool = True):
+        self.model = model
+        self.latency = latency
+        self.api_key = api_key
+        self.tokenize = tokenize
+        self.max_model_len = max_model_len
+        self.script = script
+        self.p_accept = p_accept
+        self.logprobs = logprobs
+        self.hits: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()  # title -> chat requests seen
+        self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
+        self.bodies: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.hits["GET " + self.path] += 1
+                if not self._authorised():
+                    return
+                if self.path.rstrip("/") == "/v1/models":
+                    return self._json(200, {"object": "list", "data": [
+                        {"id": server.model, "object": "model", "created": 0, "owned_by": "peerbench-tests"}]})
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.hits["POST " + self.path] += 1
+                if not self._authorised():
+                    return
+                if self.path == "/tokenize" and server.tokenize:
+                    text = "".join(m["content"] for m in body.get("messages", [])) or body.get("prompt", "")
+                    return self._json(200, {"count": len(text.split()) + 8, "max_model_len": server.max_model_len,
+                                            "tokens": []})
+                if self.path != "/v1/chat/completions":
+                    return self._json(404, {"error": {"message": f"no route {self.path}"}})
+                with server._lock:
+                    server.bodies.append(body)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._chat(body)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _authorised(self) -> bool:
+                if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                    return False
+                return True
+
+            def _chat(self, body: dict) -> None:
+                if body.get("model") != server.model:
+                    return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+                found = _TITLE_RE.search(user)
+                title = found.group(1) if found else user[:40]
+                with server._lock:
+                    server.attempts[title] += 1
+                    attempt = server.attempts[title]
+                    server.arrivals.setdefault(title, []).append(time.monotonic())
+                fault = server.script(title, attempt) if server.script else None
+                if server.latency:
+                    time.sleep(server.latency)
+                if fault == "429":
+                    return self._json(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "0.2"})
+                if fault == "500":
+                    return self._json(500, {"error": {"message": "internal error"}})
+                if fault == "hang":  # the client gives up first; nothing is sent
+                    server._release.wait(10.0)
+                    self.close_connection = True
+                    return None
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return None
+                if fault == "malformed":
+                    return self._raw(200, b'{"id": "x", "choices": [', "application/json")
+                if fault == "empty":
+                    return self._json(200, {"id": "x", "object": "chat.completion", "created": 0,
+                                            "model": server.model, "choices": []})
+                if fault == "400":
+                    return self._json(400, {"error": {"message": "This model's maximum context length is 12288 tokens"
+                                                      ". However, you requested 13000 tokens."}})
+                if fault == "401":
+                    return self._json(401, {"error": {"message": "Incorrect API key provided"}})
+                self._json(200, server.completion(title, body))
+
+            def _json(self, status, payload, headers=None):
+                self._raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _raw(self, status, data, content_type, headers=None):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 256  # a client opening 16+ connections at once must not overflow the backlog
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def completion(self, title: str, body: dict) -> dict:
+        p = self.p_accept(title)
+        word = "ACCEPTANCE" if p >= 0.5 else "REJECTION"
+        pieces = ["## Summary\n", f"A scripted review of {title}.\n\n", "## Final Recommendation\n",
+                  "I recommend this paper for ", word[:3], word[3:], "."]
+        text = "".join(pieces)
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        if body.get("logprobs") and self.logprobs:
+            k = int(body.get("top_logprobs") or 1)
+            content = []
+            for piece in pieces:
+                top = [{"token": piece, "logprob": 0.0}]
+                if piece == word[:3]:
+                    top = [{"token": "ACC", "logprob": math.log(p)}, {"token": "REJ", "logprob": math.log(1 - p)}]
+                    chosen = top[0] if word == "ACCEPTANCE" else top[1]
+                    content.append({"token": piece, "logprob": chosen["logprob"], "top_logprobs": top[:k]})
+                    continue
+                content.append({"token": piece, "logprob": 0.0, "top_logprobs": top[:k]})
+            choice["logprobs"] = {"content": content}
+        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+        return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
+                "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
+                                               "total_tokens": prompt_tokens + len(pieces)}}
+
+    def __enter__(self) -> OpenAIChatServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,158 @@
+"""The openai backend against a real HTTP server on 127.0.0.1 (tests/openai_server.py), through
+the real openai SDK: faults, retries, auth, wrong model, logprobs, caching and resume."""
+
+import json
+from collections import Counter
+
+import pytest
+from conftest import cli_env, run_cli
+from openai_server import OpenAIChatServer
+
+import peerbench
+from peerbench.errors import BackendError
+from peerbench.runner import plan_run
+
+SECRET = "sk-test-do-not-leak-7f3a9c"
+
+
+def unique_titles(peerread_root) -> list[str]:
+    plan = plan_run("peerread95", "baseline", data_dir=peerread_root)
+    titles = Counter(p.title for p in plan.dataset.load(plan.dataset_args, progress=False))
+    return sorted(t for t, n in titles.items() if n == 1)
+
+
+def options(server, **extra):
+    return {"base_url": server.base_url, "retry_backoff": 0.01, **extra}
+
+
+def samples_of(run_dir):
+    return [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def test_every_fault_is_retried_or_recorded_and_each_paper_lands_once(peerread_root, tmp_path):
+    titles = unique_titles(peerread_root)
+    transient = dict(zip(titles, ["429", "500", "hang", "drop", "malformed", "empty"]))
+    always_400, always_500 = titles[6], titles[7]
+
+    def script(title, attempt):
+        if title == always_400:
+            return "400"
+        if title == always_500:
+            return "500"
+        return transient.get(title) if attempt == 1 else None
+
+    with OpenAIChatServer(script=script) as server:
+        result = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "run",
+                               backend_options=options(server, timeout=3.0, max_retries=2), resamples=50)
+        arrivals = server.arrivals
+
+    samples = samples_of(tmp_path / "run")
+    assert len(samples) == 95 and len({s["id"] for s in samples}) == 95
+    by_title = {s["title"]: s for s in samples}
+    for title in transient:
+        assert by_title[title]["error"] is None and by_title[title]["extra"]["attempts"] == 2, title
+    assert arrivals[titles[0]][1] - arrivals[titles[0]][0] >= 0.2  # Retry-After: 0.2 was honoured
+    assert by_title[always_400]["error"].startswith("HTTP 400: This model's maximum context length is 12288")
+    assert by_title[always_400]["extra"]["attempts"] == 1  # retrying cannot fix a 400
+    assert by_title[always_500]["error"] == "HTTP 500: internal error (gave up after 3 tries)"
+    assert result.metrics["n_failed"] == 2 and result.metrics["failures"]["count"] == 2
+    assert {s["decision"] for s in samples if s["error"]} == {"UNPARSED"}
+    ok = [s for s in samples if not s["error"]]
+    assert all(0 < s["p_accept"] < 1 for s in ok)  # from the top logprobs at the decision word
+    assert all(s["truncation"]["method"] == "server-tokenize" for s in samples)
+    assert "auroc" in result.metrics["label_rules"]["recommendation>=4"]["overall"]["metrics"]
+
+
+def test_published_settings_reach_the_server_and_rerun_sends_nothing(peerread_root, tmp_path):
+    with OpenAIChatServer() as server:
+        first = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "a",
+                              backend_options=options(server), resamples=20, limit=10)
+        body = server.bodies[0]
+        assert (body["max_tokens"], body["temperature"], body["top_p"]) == (1400, 0.2, 0.9)
+        assert body["logprobs"] is True and body["top_logprobs"] == 5
+        assert [m["role"] for m in body["messages"]] == ["system", "user"]
+        before = sum(server.hits.values())
+        peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "a",
+                      backend_options=options(server), resamples=20, limit=10)
+        assert sum(server.hits.values()) == before  # finished run: not a single request
+        chats = server.hits["POST /v1/chat/completions"]
+        again = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "b",
+                              backend_options=options(server), resamples=20, limit=10)
+        assert server.hits["POST /v1/chat/completions"] == chats  # a new run dir is served by the cache
+        assert all(s["cached"] for s in again.samples)
+        assert [s["decision"] for s in again.samples] == [s["decision"] for s in first.samples]
+
+
+def test_without_logprobs_p_accept_stays_empty(peerread_root, tmp_path):
+    with OpenAIChatServer(logprobs=False, tokenize=False) as server:
+        result = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "run",
+                               backend_options=options(server), resamples=20, limit=12)
+    assert all(s["p_accept"] is None for s in result.samples)
+    assert "auroc" not in result.metrics["label_rules"]["recommendation>=4"]["overall"]["metrics"]
+    assert {s["truncation"]["method"] for s in result.samples} == {"chars"}  # no /tokenize, no local tokenizer
+
+
+def test_a_run_where_everything_fails_stops_early(peerread_root, tmp_path):
+    with OpenAIChatServer(script=lambda title, attempt: "500") as server:
+        with pytest.raises(BackendError, match="every request failed so far"):
+            peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "run",
+                          backend_options=options(server, max_retries=0), concurrency=2)
+        assert server.hits["POST /v1/chat/completions"] < 20
+    assert 8 <= len(samples_of(tmp_path / "run")) < 20  # what was tried is kept
+
+
+def test_retry_failed_requests_only_the_failed_papers_again(peerread_root, tmp_path):
+    titles = unique_titles(peerread_root)
+    broken = {titles[0], titles[1]}
+    with OpenAIChatServer(script=lambda title, attempt: "500" if title in broken and attempt <= 2 else None) \
+            as server:
+        kwargs = dict(data_dir=peerread_root, out=tmp_path / "run", backend_options=options(server, max_retries=1),
+                      resamples=20)
+        first = peerbench.run("peerread95", "openai", server.model, **kwargs)
+        assert first.metrics["n_failed"] == 2, first.metrics["failures"]
+        second = peerbench.run("peerread95", "openai", server.model, retry_failed=True, **kwargs)
+        assert server.hits["POST /v1/chat/completions"] == 95 + 2 * 2
+    assert second.metrics["n_failed"] == 0 and len(second.samples) == 95
+
+
+def test_cli_errors_are_one_line_and_the_key_never_lands_anywhere(peerread_root, tmp_path, isolated_home):
+    env = cli_env(isolated_home)
+    with OpenAIChatServer(api_key=SECRET) as server:
+        base = ["run", "--backend", "openai", "--base-url", server.base_url, "--data-dir", str(peerread_root),
+                "--limit", "5", "-q", "--resamples", "10"]
+        refused = run_cli([*base, "--model", server.model], env)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert "refused the request (HTTP 401" in refused.stderr and "$OPENAI_API_KEY, which is not set" in refused.stderr
+
+        wrong = run_cli([*base, "--model", "tiny-reviwer", "--api-key-env", "MY_KEY"], {**env, "MY_KEY": SECRET})
+        assert wrong.returncode == 2
+        assert wrong.stderr.strip() == (f"Error: --model 'tiny-reviwer' is not served by {server.base_url}; "
+                                        f"it serves: tiny-reviewer")
+
+        ok = run_cli([*base, "--model", server.model, "--api-key-env", "MY_KEY", "--out", str(tmp_path / "run")],
+                     {**env, "MY_KEY": SECRET})
+        assert ok.returncode == 0, ok.stderr
+        check = run_cli(["serve-check", "--base-url", server.base_url, "--api-key-env", "MY_KEY"],
+                        {**env, "MY_KEY": SECRET})
+        assert check.returncode == 0, check.stderr
+        assert "logprobs returned" in check.stdout and "max_model_len 12288" in check.stdout
+    written = [p for root in (tmp_path / "run", isolated_home) for p in root.rglob("*") if p.is_file()]
+    assert any(p.name == "responses.sqlite" for p in written)
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+    for output in (refused, wrong, ok, check):
+        assert SECRET not in output.stdout + output.stderr
+
+
+def test_serve_check_says_what_is_wrong(isolated_home):
+    env = cli_env(isolated_home)
+    down = run_cli(["serve-check", "--base-url", "http://127.0.0.1:9/v1"], env)
+    assert down.returncode == 2 and down.stderr.startswith("Error: cannot reach http://127.0.0.1:9/v1")
+    with OpenAIChatServer() as server:
+        missing = run_cli(["serve-check", "--base-url", server.base_url, "--model", "other"], env)
+        assert "is not served by" in missing.stderr and "it serves: tiny-reviewer" in missing.stderr
+        short = run_cli(["serve-check", "--base-url", server.base_url, "--task", "peerread95"], env)
+        assert short.returncode == 0, short.stderr
+    with OpenAIChatServer(max_model_len=4096) as server:
+        short = run_cli(["serve-check", "--base-url", server.base_url, "--task", "peerread95"], env)
+        assert short.returncode == 2 and "max_model_len 4096, below the 12288 of task 'peerread95'" in short.stderr
