@@ -28,7 +28,7 @@ def default_decision(title: str) -> float:
 
 
 class OpenAIChatServer:
-    def __init__(self, model: str = "tiny-reviewer", *, latency: float = 0.0, api_key: str | None = None,
+    def __init__(self, model: str = "tiny-reviewer", *, port: int = 0, latency: float = 0.0, api_key: str | None = None,
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True):
         self.model = model
@@ -51,6 +51,7 @@ class OpenAIChatServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
 
             def log_message(self, *args):
                 pass
@@ -59,6 +60,16 @@ class OpenAIChatServer:
                 server.hits["GET " + self.path] += 1
                 if not self._authorised():
                     return
+                if self.path == "/stats":  # for benchmarks: what the server saw
+                    times = sorted(t for ts in server.arrivals.values() for t in ts)
+                    return self._json(200, {"chat_requests": len(times), "max_in_flight": server.max_in_flight,
+                                            "span_s": (times[-1] - times[0] + server.latency) if times else 0.0})
+                if self.path == "/reset":
+                    with server._lock:
+                        server.arrivals.clear()
+                        server.attempts.clear()
+                        server.max_in_flight = 0
+                    return self._json(200, {})
                 if self.path.rstrip("/") == "/v1/models":
                     return self._json(200, {"object": "list", "data": [
                         {"id": server.model, "object": "model", "created": 0, "owned_by": "peerbench-tests"}]})
@@ -144,7 +155,7 @@ class OpenAIChatServer:
         class Server(http.server.ThreadingHTTPServer):
             request_queue_size = 256  # a client opening 16+ connections at once must not overflow the backlog
 
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd = Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -181,3 +192,21 @@ class OpenAIChatServer:
         self._release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def main() -> None:
+    """Serve until killed: ``python tests/openai_server.py --port 8000 --latency 0.2``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat completion")
+    parser.add_argument("--model", default="tiny-reviewer")
+    args = parser.parse_args()
+    with OpenAIChatServer(args.model, port=args.port, latency=args.latency) as server:
+        print(f"serving {args.model} at {server.base_url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

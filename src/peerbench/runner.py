@@ -145,19 +145,38 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects)
 
 
-def build_sample(paper: Paper, golds: dict[str, bool | None], messages: list[dict[str, str]],
+def build_sample(paper: Paper, golds: dict[str, bool | None], prompt_hash: str,
                  truncation: dict[str, Any], completion: Completion, latency: float, cached: bool) -> dict[str, Any]:
     decision = parse_decision(None if completion.error else completion.text)
     return {
         "id": paper.key, "paper_id": paper.id, "venue": paper.venue, "split": paper.split, "title": paper.title,
         "gold": golds, "accepted": paper.accepted, "mean_recommendation": paper.mean_recommendation,
-        "prompt_hash": stable_hash(messages)[:16], "truncation": truncation,
+        "prompt_hash": prompt_hash, "truncation": truncation,
         "completion": completion.text, "decision": decision.value, "p_accept": completion.p_accept,
         "error": completion.error, "finish_reason": completion.finish_reason,
         "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
         "latency_s": round(latency, 6), "cached": cached,
         **({"extra": completion.extra} if completion.extra else {}),
     }
+
+
+def _prepare(plan: RunPlan, papers: list[Paper], counter: Any, rules: dict[str, Any]) -> list[tuple]:
+    """Render every prompt (token-aware when the backend counts) and key it for the cache."""
+    task, backend = plan.task, plan.backend
+    template = task.prompt_template()
+    generation = task.generation_config()
+    described = backend.identity()
+    prepared = []
+    for paper in papers:
+        rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
+                          count_tokens=counter)
+        request = ChatRequest(paper.key, rendered.messages, generation, logprobs=backend.supports_logprobs,
+                              meta={"paper_id": paper.id, "venue": paper.venue})
+        golds = {name: rule.label(paper) for name, rule in rules.items()}
+        key = stable_hash({"backend": described, "generation": generation.to_dict(), "messages": rendered.messages})
+        # Hashed here, not as each reply lands: on a 50 KB prompt that is CPU the reply path can spare.
+        prepared.append((paper, request, rendered, golds, key, stable_hash(rendered.messages)[:16]))
+    return prepared
 
 
 async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
@@ -183,30 +202,23 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
         args = plan.dataset.parse_args(raw, f"task {task.task} train")
         return plan.dataset.load(args, progress=progress)
 
-    await backend.setup(RunContext(task, load_train, rules[task.label_rule].label, user_text))
-    counter = backend.token_counter()
+    try:
+        await backend.setup(RunContext(task, load_train, rules[task.label_rule].label, user_text))
+        prepared = _prepare(plan, papers, backend.token_counter(), rules)
+    except BaseException:
+        await backend.aclose()  # a half-set-up backend may hold connections or an engine
+        raise
     cache = ResponseCache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
-    described = backend.identity()
     new_samples: list[dict[str, Any]] = []
     failures = successes = 0
-
-    prepared = []
-    for paper in papers:
-        rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
-                          count_tokens=counter)
-        request = ChatRequest(paper.key, rendered.messages, generation, logprobs=backend.supports_logprobs,
-                              meta={"paper_id": paper.id, "venue": paper.venue})
-        golds = {name: rule.label(paper) for name, rule in rules.items()}
-        key = stable_hash({"backend": described, "generation": generation.to_dict(), "messages": rendered.messages})
-        prepared.append((paper, request, rendered, golds, key))
 
     semaphore = asyncio.Semaphore(max(1, concurrency or backend.max_concurrency))
     try:
         with progress_bar(f"{task.task} · {backend.name}", total=len(prepared), enabled=progress) as advance:
             def store(item, completion: Completion, latency: float, cached: bool) -> None:
                 nonlocal failures, successes
-                paper, request, rendered, golds, key = item
-                sample = build_sample(paper, golds, request.messages, rendered.truncation, completion, latency, cached)
+                paper, request, rendered, golds, key, prompt_hash = item
+                sample = build_sample(paper, golds, prompt_hash, rendered.truncation, completion, latency, cached)
                 run_dir.append(sample)
                 new_samples.append(sample)
                 if completion.error:

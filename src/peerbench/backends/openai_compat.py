@@ -37,6 +37,8 @@ class OpenAIOptions(BackendOptions):
     top_logprobs: int = Field(5, ge=1, le=20)
     tokenizer: str = Field("auto", pattern="^(auto|server|transformers|chars)$")
     check_server: bool = True
+    http_client: str = Field("auto", pattern="^(auto|aiohttp|httpx)$",
+                             description="auto: aiohttp when installed (faster under concurrency), else httpx")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for the server")
 
 
@@ -76,12 +78,13 @@ class OpenAIBackend(Backend):
     supports_logprobs = True
     max_concurrency = 16
     operational_options: ClassVar[frozenset[str]] = frozenset(
-        {"timeout", "max_retries", "retry_backoff", "check_server", "api_key_env", "tokenizer"})
+        {"timeout", "max_retries", "retry_backoff", "check_server", "api_key_env", "tokenizer", "http_client"})
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
         self._client: Any = None
         self._counter: Any = None
+        self._completion_type: Any = None
         self.tokenizer_method = "chars"
 
     @property
@@ -94,10 +97,29 @@ class OpenAIBackend(Backend):
         except ImportError:
             raise MissingDependency("openai", "openai") from None
         return openai.AsyncOpenAI(base_url=self.options.base_url, api_key=self.api_key, max_retries=0,
-                                  timeout=self.options.timeout)
+                                  timeout=self.options.timeout, http_client=self._http_client(openai))
+
+    def _http_client(self, openai: Any) -> Any:
+        """The SDK's aiohttp transport when installed: under 16 concurrent requests httpx adds ~10 ms each."""
+        choice = self.options.http_client
+        if choice == "httpx":
+            return None
+        try:
+            return openai.DefaultAioHttpClient(timeout=self.options.timeout)
+        except (AttributeError, RuntimeError):
+            if choice == "aiohttp":
+                raise MissingDependency("openai[aiohttp]", "openai") from None
+            return None
 
     async def setup(self, context: RunContext | None = None) -> None:
         self._client = self._make_client()
+        # The SDK imports and builds its chat types on first use (~0.2 s of CPU); do it now rather
+        # than while the first 16 replies are waiting to be read.
+        from openai.types.chat import ChatCompletion
+
+        ChatCompletion.model_validate({"id": "warm-up", "object": "chat.completion", "created": 0, "model": "m",
+                                       "choices": []})
+        self._completion_type = ChatCompletion
         if self.options.check_server:
             await check_models(self._client, self.options.base_url, self.model, self.options.api_key_env)
         self._counter = self._pick_counter()
@@ -123,18 +145,20 @@ class OpenAIBackend(Backend):
         self.tokenizer_method = getattr(counter, "method", "chars")
         return counter
 
-    def _request_kwargs(self, request: ChatRequest, logprobs: bool) -> dict[str, Any]:
+    def _payload(self, request: ChatRequest, logprobs: bool) -> dict[str, Any]:
+        """The chat-completions JSON body. Sent through the SDK's documented ``client.post`` rather than
+        ``chat.completions.create``, whose per-call parameter transform costs ~0.5 ms of CPU on a
+        50 KB prompt: at 16 in flight on two cores that alone moved the run 4% further from ideal."""
         gen = request.generation
-        kwargs: dict[str, Any] = {"model": self.model, "messages": request.messages, "max_tokens": gen.max_tokens,
-                                  "temperature": gen.temperature, "top_p": gen.top_p}
+        payload: dict[str, Any] = {"model": self.model, "messages": request.messages, "max_tokens": gen.max_tokens,
+                                   "temperature": gen.temperature, "top_p": gen.top_p}
         if gen.seed is not None:
-            kwargs["seed"] = gen.seed
+            payload["seed"] = gen.seed
         if logprobs:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = self.options.top_logprobs
-        if self.options.extra_body:
-            kwargs["extra_body"] = dict(self.options.extra_body)
-        return kwargs
+            payload["logprobs"] = True
+            payload["top_logprobs"] = self.options.top_logprobs
+        payload.update(self.options.extra_body)
+        return payload
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         if self._client is None:
@@ -151,7 +175,8 @@ class OpenAIBackend(Backend):
         for attempt in range(attempts):
             wait = backoff_delay(attempt, opts.retry_backoff)
             try:
-                response = await self._client.chat.completions.create(**self._request_kwargs(request, logprobs))
+                response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                                   cast_to=self._completion_type)
                 completion = self._to_completion(response)
                 completion.extra["attempts"] = attempt + 1
                 return completion
