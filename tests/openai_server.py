@@ -30,7 +30,8 @@ def default_decision(title: str) -> float:
 class OpenAIChatServer:
     def __init__(self, model: str = "tiny-reviewer", *, port: int = 0, latency: float = 0.0, api_key: str | None = None,
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
-                 p_accept: Callable[[str], float] = default_decision, logprobs: bool = True):
+                 p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
+                 sample_by_seed: bool = False):
         self.model = model
         self.latency = latency
         self.api_key = api_key
@@ -39,6 +40,7 @@ class OpenAIChatServer:
         self.script = script
         self.p_accept = p_accept
         self.logprobs = logprobs
+        self.sample_by_seed = sample_by_seed  # decide by a draw seeded with (title, seed), as sampling would
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
         self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
@@ -162,7 +164,12 @@ class OpenAIChatServer:
 
     def completion(self, title: str, body: dict) -> dict:
         p = self.p_accept(title)
-        word = "ACCEPTANCE" if p >= 0.5 else "REJECTION"
+        if self.sample_by_seed:
+            import random
+
+            word = "ACCEPTANCE" if random.Random(f"{title}/{body.get('seed')}").random() < p else "REJECTION"
+        else:
+            word = "ACCEPTANCE" if p >= 0.5 else "REJECTION"
         pieces = ["## Summary\n", f"A scripted review of {title}.\n\n", "## Final Recommendation\n",
                   "I recommend this paper for ", word[:3], word[3:], "."]
         text = "".join(pieces)

@@ -110,3 +110,31 @@ def test_unknown_gold_is_left_out_and_counted(monkeypatch):
     assert entry["n_unknown_gold"] == 1 and entry["overall"]["n"] == 2
     assert set(entry["per_venue"]) == {"v1", "v2"}
     assert entry["baselines"]["always-accept"]["accuracy"] == 0.5
+
+
+def test_calibration_metrics_on_fixed_inputs():
+    y_true = np.array([1, 1, 0, 1, 0, 0, 1, 1], dtype=bool)
+    p = np.array([0.95, 0.85, 0.15, 0.55, 0.45, 0.05, 0.91, np.nan])
+    inputs = ScoreInputs(y_true, y_true, p, np.zeros(8, dtype=bool))
+    values = point_estimates(inputs, BUILTIN_METRICS)
+    kept_y, kept_p = y_true[:7], p[:7]  # the paper without a P(accept) is left out
+    assert values["average_precision"] == pytest.approx(skm.average_precision_score(kept_y, kept_p))
+    assert values["brier"] == pytest.approx(skm.brier_score_loss(kept_y, kept_p))
+    # ECE by hand, bins of width 0.1: {0.05} {0.15} {0.45} {0.55} {0.85} {0.91, 0.95}
+    by_hand = (abs(0 - 0.05) + abs(0 - 0.15) + abs(0 - 0.45) + abs(1 - 0.55) + abs(1 - 0.85)
+               + 2 * abs(1 - 0.93)) / 7
+    assert values["ece"] == pytest.approx(by_hand)
+
+
+def test_vectorised_ece_matches_the_point_estimate_per_resample():
+    rng = np.random.default_rng(5)
+    n = 50
+    y_true = rng.random(n) < 0.8
+    p = np.clip(rng.random(n), 0, 1)
+    p[:3] = [0.0, 1.0, 0.1]  # the edges of the bins
+    inputs = ScoreInputs(y_true, y_true, p, np.zeros(n, dtype=bool))
+    index = rng.integers(0, n, size=(30, n))
+    from peerbench.metrics.decision import expected_calibration_error
+
+    for row, value in zip(index, BY_NAME["ece"].from_resamples(inputs, index)):
+        assert value == pytest.approx(expected_calibration_error(y_true[row], p[row]))

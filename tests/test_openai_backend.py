@@ -156,3 +156,25 @@ def test_serve_check_says_what_is_wrong(isolated_home):
     with OpenAIChatServer(max_model_len=4096) as server:
         short = run_cli(["serve-check", "--base-url", server.base_url, "--task", "peerread95"], env)
         assert short.returncode == 2 and "max_model_len 4096, below the 12288 of task 'peerread95'" in short.stderr
+
+
+def test_samples_k_gives_the_accept_share_as_p_accept(peerread_root, tmp_path):
+    with OpenAIChatServer(sample_by_seed=True, logprobs=False) as server:
+        result = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "run",
+                               backend_options=options(server), resamples=20, limit=10, samples=5)
+        assert server.hits["POST /v1/chat/completions"] == 50
+        assert sorted({b["seed"] for b in server.bodies}) == [0, 1, 2, 3, 4]
+        again = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "new",
+                              backend_options=options(server), resamples=20, limit=10, samples=5)
+        assert server.hits["POST /v1/chat/completions"] == 50  # all 50 generations came from the cache
+    samples = samples_of(tmp_path / "run")
+    assert len(samples) == 10 and all(s["cached"] for s in again.samples)
+    mixed = 0
+    for s in samples:
+        decisions = s["extra"]["decisions"]
+        assert len(decisions) == 5 and s["p_accept"] == decisions.count("ACCEPT") / 5
+        assert s["decision"] == ("ACCEPT" if s["p_accept"] > 0.5 else "REJECT")
+        mixed += 0 < s["p_accept"] < 1
+    assert mixed > 0  # the seeds really gave different reviews
+    assert result.config["samples_per_paper"] == 5 and "auroc" in \
+        result.metrics["label_rules"]["recommendation>=4"]["overall"]["metrics"]

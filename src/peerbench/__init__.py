@@ -6,6 +6,7 @@ them runs.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend", "BackendOptions", "ChatRequest", "Completion", "Decision", "GenerationConfig", "Metric",
-    "Paper", "RunContext", "RunResult", "Sample", "Section", "Task", "__version__", "get_backend", "hookimpl",
-    "list_backends", "list_datasets", "list_label_rules", "list_metrics", "list_tasks", "load_task", "run",
+    "Paper", "RunContext", "RunResult", "Sample", "Section", "Task", "__version__", "compare", "get_backend",
+    "hookimpl", "list_backends", "list_datasets", "list_label_rules", "list_metrics", "list_tasks", "load_task", "run",
 ]
 
 def run(task: str = "peerread95", backend: str | None = None, model: str | None = None,
@@ -30,6 +31,25 @@ def run(task: str = "peerread95", backend: str | None = None, model: str | None 
     from peerbench.runner import run as _run
 
     return _run(task, backend, model, **kwargs)
+
+
+def compare(run_dirs: list[str | Path], **kwargs: Any) -> dict[str, Any]:
+    """Runs of one task side by side: metrics, paired bootstrap differences, McNemar, kappa, disagreements."""
+    from peerbench.comparison import compare as _compare
+
+    return _compare(run_dirs, **kwargs)
+
+
+def report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
+           **kwargs: Any) -> dict[str, Any]:
+    """Rescore a run directory; with ``html`` / ``png_dir``, also write the HTML page / the figures."""
+    if html is None and png_dir is None:
+        from peerbench.tables import rescore
+
+        return rescore(run_dir, **kwargs)
+    from peerbench.html_report import build_report
+
+    return build_report(run_dir, html=html, png_dir=png_dir, **kwargs)
 
 
 def load_task(name: str, include_paths=()) -> Task:

@@ -87,6 +87,8 @@ def cli() -> None:
 @click.option("--temperature", type=click.FloatRange(min=0), default=None)
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None)
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None)
+@click.option("--samples", "samples_per_paper", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Generations per paper; with more than 1, P(accept) is the share of ACCEPTANCE among them.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--retry-failed", is_flag=True, help="Request again the papers whose stored sample failed.")
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -96,8 +98,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the tables.")
 @friendly_errors
 def run(task, backend, model, backend_args, base_url, api_key_env, include_path, out, limit, ids, splits, data_dir,
-        concurrency, max_tokens, temperature, top_p, max_model_len, no_cache, retry_failed, resamples, seed, quiet,
-        as_json) -> None:
+        concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, no_cache, retry_failed,
+        resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
 
@@ -109,13 +111,14 @@ def run(task, backend, model, backend_args, base_url, api_key_env, include_path,
                     include_paths=include_path, out=out, limit=limit,
                     ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
                     split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
-                    generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+                    generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
+                    samples=samples_per_paper)
     result = execute(plan, concurrency=concurrency, use_cache=not no_cache, progress=not quiet,
                      resamples=resamples, seed=seed, retry_failed=retry_failed)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
         return
-    from peerbench.report import print_metrics
+    from peerbench.tables import print_metrics
 
     print_metrics(result.metrics)
     click.echo(f"run directory: {result.run_dir}")
@@ -123,19 +126,52 @@ def run(task, backend, model, backend_args, base_url, api_key_env, include_path,
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
+@click.option("--html", "html_path", type=click.Path(), default=None,
+              help="Write one self-contained HTML page (figures embedded) here.")
+@click.option("--png", "png_dir", type=click.Path(), default=None, help="Write the figures as PNG files here.")
+@click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @friendly_errors
-def report(run_dir, resamples, seed, as_json) -> None:
-    """Score a run directory's samples (finished or interrupted) and print the tables."""
-    from peerbench.report import print_metrics, rescore
+def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) -> None:
+    """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs."""
+    from peerbench.tables import print_metrics, rescore
 
-    metrics = rescore(run_dir, resamples=resamples, seed=seed)
+    if html_path or png_dir:
+        from peerbench.html_report import build_report
+
+        metrics = build_report(run_dir, html=html_path, png_dir=png_dir, label_rule=label_rule,
+                               resamples=resamples, seed=seed)
+    else:
+        metrics = rescore(run_dir, resamples=resamples, seed=seed)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         print_metrics(metrics)
+    for what, where in (("HTML report", html_path), ("figures", png_dir)):
+        if where:
+            click.echo(f"{what}: {where}", err=as_json)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--label-rule", default=None, help="Gold label rule (default: the first run's).")
+@click.option("--resamples", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@friendly_errors
+def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
+    """Compare runs of one task: metrics side by side, paired bootstrap, McNemar, kappa, disagreements."""
+    from peerbench.comparison import compare as compare_runs
+
+    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    from peerbench.tables import render_comparison
+
+    _console().print(render_comparison(result))
 
 
 @cli.command("serve-check")

@@ -7,6 +7,7 @@ the moment it arrives, so a killed run resumes with the same command and redoes 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import platform
 import re
@@ -23,6 +24,7 @@ from peerbench.labels import get_label_rule
 from peerbench.parsing import parse_decision
 from peerbench.prompts import render
 from peerbench.records import ChatRequest, Completion, Paper
+from peerbench.sampling import combine_generations
 from peerbench.store import RunDir, ResponseCache, stable_hash
 from peerbench.task import Task, load_task
 
@@ -49,6 +51,7 @@ class RunPlan:
     run_dir: Path
     config: dict[str, Any]
     metric_objects: list[Any]
+    samples_per_paper: int = 1
 
 
 def _slug(text: str) -> str:
@@ -85,7 +88,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
              out: str | Path | None = None, limit: int | None = None, ids: Sequence[str] | None = None,
              split: Sequence[str] | None = None, data_dir: str | Path | None = None,
              metrics: Sequence[str] | None = None, max_model_len: int | None = None,
-             generation: dict[str, Any] | None = None) -> RunPlan:
+             generation: dict[str, Any] | None = None, samples: int = 1) -> RunPlan:
     from peerbench.registry import registries
 
     regs = registries()
@@ -103,6 +106,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     metric_objects = [regs.metrics.get(name).value for name in metric_names]
     if limit is not None and limit <= 0:
         raise ConfigError(f"--limit: must be a positive number, got {limit}")
+    if samples < 1:
+        raise ConfigError(f"--samples: must be at least 1, got {samples}")
 
     backend_name, model, options = resolve_model(backend, model, dict(backend_options or {}))
     backend_obj = create_backend(backend_name, model, options)
@@ -117,8 +122,11 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     dataset_args = dataset.parse_args(raw_args, f"task {task_obj.task}")
 
     generation_config = task_obj.generation_config()
-    identity = stable_hash({"task": task_obj.fingerprint(), "backend": backend_obj.identity(),
-                            "generation": generation_config.to_dict()})[:10]
+    identity_parts = {"task": task_obj.fingerprint(), "backend": backend_obj.identity(),
+                      "generation": generation_config.to_dict()}
+    if samples > 1:
+        identity_parts["samples_per_paper"] = samples
+    identity = stable_hash(identity_parts)[:10]
     from peerbench import __version__
 
     config = {
@@ -135,6 +143,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         **backend_obj.describe(),
         "generation": generation_config.to_dict(),
         "max_model_len": task_obj.max_model_len,
+        "samples_per_paper": samples,
         "limit": limit,
         "metrics": metric_names,
         "python": platform.python_version(),
@@ -142,7 +151,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     }
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
-    return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects)
+    return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples)
 
 
 def build_sample(paper: Paper, golds: dict[str, bool | None], prompt_hash: str,
@@ -160,22 +169,40 @@ def build_sample(paper: Paper, golds: dict[str, bool | None], prompt_hash: str,
     }
 
 
-def _prepare(plan: RunPlan, papers: list[Paper], counter: Any, rules: dict[str, Any]) -> list[tuple]:
+@dataclass
+class _Item:
+    """One request to send: a paper's prompt, and which of its k generations this is."""
+
+    paper: Paper
+    request: ChatRequest
+    rendered: Any
+    golds: dict[str, bool | None]
+    key: str
+    prompt_hash: str
+    index: int = 0
+
+
+def _prepare(plan: RunPlan, papers: list[Paper], counter: Any, rules: dict[str, Any]) -> list[_Item]:
     """Render every prompt (token-aware when the backend counts) and key it for the cache."""
     task, backend = plan.task, plan.backend
     template = task.prompt_template()
     generation = task.generation_config()
     described = backend.identity()
+    k = plan.samples_per_paper
     prepared = []
     for paper in papers:
         rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
                           count_tokens=counter)
-        request = ChatRequest(paper.key, rendered.messages, generation, logprobs=backend.supports_logprobs,
-                              meta={"paper_id": paper.id, "venue": paper.venue})
         golds = {name: rule.label(paper) for name, rule in rules.items()}
-        key = stable_hash({"backend": described, "generation": generation.to_dict(), "messages": rendered.messages})
         # Hashed here, not as each reply lands: on a 50 KB prompt that is CPU the reply path can spare.
-        prepared.append((paper, request, rendered, golds, key, stable_hash(rendered.messages)[:16]))
+        prompt_hash = stable_hash(rendered.messages)[:16]
+        for index in range(k):
+            # Each of k generations gets its own seed, so they differ and each has its own cache entry.
+            config = generation if k == 1 else dataclasses.replace(generation, seed=(generation.seed or 0) + index)
+            request = ChatRequest(paper.key, rendered.messages, config, logprobs=backend.supports_logprobs,
+                                  meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index})
+            key = stable_hash({"backend": described, "generation": config.to_dict(), "messages": rendered.messages})
+            prepared.append(_Item(paper, request, rendered, golds, key, prompt_hash, index))
     return prepared
 
 
@@ -215,26 +242,39 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
     semaphore = asyncio.Semaphore(max(1, concurrency or backend.max_concurrency))
     try:
         with progress_bar(f"{task.task} · {backend.name}", total=len(prepared), enabled=progress) as advance:
-            def store(item, completion: Completion, latency: float, cached: bool) -> None:
+            k = plan.samples_per_paper
+            partial: dict[str, list[tuple[int, Completion, float, bool]]] = {}
+
+            def store(item: _Item, completion: Completion, latency: float, cached: bool) -> None:
                 nonlocal failures, successes
-                paper, request, rendered, golds, key, prompt_hash = item
-                sample = build_sample(paper, golds, prompt_hash, rendered.truncation, completion, latency, cached)
+                if cache is not None and not cached and not completion.error:
+                    cache.put(item.key, completion.to_dict())
+                advance(1)
+                if k > 1:
+                    got = partial.setdefault(item.paper.key, [])
+                    got.append((item.index, completion, latency, cached))
+                    if len(got) < k:
+                        return
+                    got.sort(key=lambda entry: entry[0])
+                    completion = combine_generations([entry[1] for entry in got])
+                    latency = sum(entry[2] for entry in got) / k
+                    cached = all(entry[3] for entry in got)
+                    del partial[item.paper.key]
+                sample = build_sample(item.paper, item.golds, item.prompt_hash, item.rendered.truncation, completion,
+                                      latency, cached)
                 run_dir.append(sample)
                 new_samples.append(sample)
                 if completion.error:
                     failures += 1
                 else:
                     successes += 1
-                    if cache is not None and not cached:
-                        cache.put(key, completion.to_dict())
-                advance(1)
-                if successes == 0 and failures >= min(EARLY_STOP_FAILURES, len(prepared)):
+                if successes == 0 and failures >= min(EARLY_STOP_FAILURES, len(prepared) // k):
                     raise BackendError(f"every request failed so far ({failures}); first error: "
                                        f"{new_samples[0]['error']}")
 
             pending = []
             for item in prepared:
-                hit = cache.get(item[4]) if cache is not None else None
+                hit = cache.get(item.key) if cache is not None else None
                 if hit is not None:
                     store(item, Completion.from_dict(hit), 0.0, True)
                 else:
@@ -243,7 +283,7 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
             async def run_batch(batch) -> None:
                 async with semaphore:
                     started = time.perf_counter()
-                    completions = await backend.generate([item[1] for item in batch])
+                    completions = await backend.generate([item.request for item in batch])
                     latency = (time.perf_counter() - started) / max(1, len(batch))
                 if len(completions) != len(batch):
                     raise BackendError(f"backend {backend.name!r} returned {len(completions)} completions "

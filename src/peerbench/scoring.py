@@ -12,7 +12,7 @@ DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
 
-def _inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_override=None) -> ScoreInputs:
+def score_inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_override=None) -> ScoreInputs:
     import numpy as np
 
     y_true = np.array([bool(r["gold"][rule]) for r in rows], dtype=bool)
@@ -123,7 +123,7 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
             result["label_rules"][rule] = {**entry, "overall": None, "per_venue": {}, "baselines": {}}
             continue
         kwargs = {"resamples": resamples, "seed": seed, "confidence": confidence}
-        inputs = _inputs(rows, rule, unparsed_policy)
+        inputs = score_inputs(rows, rule, unparsed_policy)
         entry["overall"] = score_group(inputs, metrics, **kwargs)
         venues = sorted({s["venue"] for s in rows})
         entry["per_venue"] = {}
@@ -136,9 +136,9 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
         gold_share = float(inputs.y_true.mean())
         decision_metrics = [m for m in metrics if not m.needs_proba]
         entry["baselines"] = {
-            "always-accept": point_estimates(_inputs(rows, rule, unparsed_policy, True), decision_metrics),
+            "always-accept": point_estimates(score_inputs(rows, rule, unparsed_policy, True), decision_metrics),
             f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
-                point_estimates(_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
+                point_estimates(score_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
         }
         result["label_rules"][rule] = entry
     return result

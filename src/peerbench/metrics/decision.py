@@ -1,5 +1,6 @@
 """Decision metrics (F1, accuracy, precision, recall, specificity, balanced accuracy, MCC, accept
-rates, parse-failure rate) and, where a P(accept) exists, AUROC and Brier score."""
+rates, parse-failure rate) and, where a P(accept) exists, AUROC, average precision, Brier score
+and expected calibration error. Papers without a P(accept) are left out of the last four."""
 
 from __future__ import annotations
 
@@ -63,6 +64,64 @@ def _brier(inputs: ScoreInputs) -> float | None:
     if mask.sum() == 0:
         return None
     return float(_sk().brier_score_loss(inputs.y_true[mask], inputs.p_accept[mask]))
+
+
+def _with_proba(inputs: ScoreInputs):
+    import numpy as np
+
+    mask = ~np.isnan(inputs.p_accept)
+    return inputs.y_true[mask], inputs.p_accept[mask]
+
+
+def _average_precision(inputs: ScoreInputs) -> float | None:
+    y, p = _with_proba(inputs)
+    if len(y) == 0 or not y.any():
+        return None
+    return float(_sk().average_precision_score(y, p))
+
+
+ECE_BINS = 10
+
+
+def expected_calibration_error(y_true, p_accept, bins: int = ECE_BINS) -> float:
+    """Sum over equal-width bins of (share of papers in bin) x |gold accept rate - mean P(accept)|.
+
+    Bins are [0, 0.1), ..., [0.9, 1.0]; scikit-learn's calibration_curve uses the same edges but
+    drops the bin weights, which ECE needs, so the weighting is done here.
+    """
+    import numpy as np
+
+    y, p = np.asarray(y_true, dtype=float), np.asarray(p_accept, dtype=float)
+    if len(y) == 0:
+        return float("nan")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.mean() * abs(y[members].mean() - p[members].mean())
+    return float(total)
+
+
+def _ece(inputs: ScoreInputs) -> float | None:
+    y, p = _with_proba(inputs)
+    return expected_calibration_error(y, p) if len(y) else None
+
+
+def _ece_resamples(inputs: ScoreInputs, index):
+    import numpy as np
+
+    y, p = inputs.y_true[index].astype(float), inputs.p_accept[index]
+    which = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
+    n = y.shape[1]
+    total = np.zeros(len(index))
+    for b in range(ECE_BINS):
+        members = which == b
+        count = members.sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.abs((y * members).sum(1) - (p * members).sum(1)) / np.where(count > 0, count, 1)
+        total += np.where(count > 0, count / n * gap, 0.0)
+    return total
 
 
 def _auroc_resamples(inputs: ScoreInputs, index):
@@ -131,8 +190,12 @@ BUILTIN_METRICS = (
            higher_is_better=False),
     Metric("auroc", "area under the ROC curve of P(accept)", _auroc, needs_proba=True,
            from_resamples=_auroc_resamples),
+    Metric("average_precision", "area under the precision-recall curve of P(accept) (accept class)",
+           _average_precision, needs_proba=True),
     Metric("brier", "Brier score of P(accept)", _brier, needs_proba=True, higher_is_better=False,
            from_resamples=_brier_resamples),
+    Metric("ece", f"expected calibration error of P(accept), {ECE_BINS} equal-width bins", _ece, needs_proba=True,
+           higher_is_better=False, from_resamples=_ece_resamples),
 )
 
 

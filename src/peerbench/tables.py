@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc",
-         "pred_accept_rate", "gold_accept_rate", "parse_failure_rate", "auroc", "brier")
+         "pred_accept_rate", "gold_accept_rate", "parse_failure_rate", "auroc", "average_precision", "brier", "ece")
 VENUE_COLUMNS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "gold_accept_rate")
 
 
@@ -111,3 +111,42 @@ def rescore(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dic
     regs = registries()
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
     return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
+
+
+COMPARED = ("f1", "accuracy", "balanced_accuracy", "mcc", "precision", "recall", "specificity", "pred_accept_rate",
+            "auroc", "brier", "ece")
+
+
+def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Group:
+    confidence = int(round(result["bootstrap"]["confidence"] * 100))
+    table = Table(title=f"{result['task']} · gold label: {result['label_rule']} · {result['n_papers']} papers in "
+                        f"every run", title_justify="left")
+    table.add_column("metric", no_wrap=True)
+    for index, run in enumerate(result["runs"]):
+        table.add_column(f"{'ABCDEFGHIJ'[index] if index < 10 else index}: {run['backend']}:{run['model']}",
+                         justify="right")
+    for name in COMPARED:
+        cells = [run["metrics"].get(name) for run in result["runs"]]
+        if all(c is None for c in cells):
+            continue
+        table.add_row(name, *("—" if c is None else f"{c['value']:.3f} {_ci(c['ci'])}" for c in cells))
+    parts: list[Any] = [table]
+    for index, pair in enumerate(result["pairs"], 1):
+        label = "ABCDEFGHIJ"[index] if index < 10 else str(index)
+        diffs = Table(title=f"{label} minus A (paired bootstrap, {confidence}% CI)", title_justify="left")
+        for column in ("metric", "difference", f"{confidence}% CI", "p"):
+            diffs.add_column(column, justify="right" if column != "metric" else "left")
+        for name, d in pair["differences"].items():
+            diffs.add_row(name, f"{d['difference']:+.3f}", _ci(d["ci"]), f"{d['p_value']:.3f}")
+        parts.append(diffs)
+        mc = pair["mcnemar"]
+        lines = [f"McNemar exact: A right where {label} wrong {mc['only_a_correct']}, {label} right where A wrong "
+                 f"{mc['only_b_correct']}, p = {mc['p_value']:.3f}",
+                 f"agreement {pair['agreement']:.3f}, Cohen's kappa {pair['cohen_kappa']:.3f}; "
+                 f"{len(pair['disagreements'])} papers decided differently"]
+        for row in pair["disagreements"][:max_disagreements]:
+            lines.append(f"  {row['id']}: gold {row['gold']}, A {row['a']}, {label} {row['b']} · {row['title'] or ''}")
+        if len(pair["disagreements"]) > max_disagreements:
+            lines.append(f"  ... and {len(pair['disagreements']) - max_disagreements} more (--json for all)")
+        parts.append(Text("\n".join(lines)))
+    return Group(*parts)

@@ -1,0 +1,79 @@
+"""One self-contained HTML page per run: tables, figures embedded as PNG data, every review.
+
+jinja2 renders it (autoescaped: review texts and titles are untrusted), matplotlib draws it, and
+nothing on the page loads from anywhere else, so it can be mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from peerbench.errors import ConfigError, MissingDependency
+from peerbench.tables import SHOWN, VENUE_COLUMNS, _ci, _fmt
+
+
+def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: str) -> dict[str, bytes]:
+    """PNG bytes by file stem; the P(accept) figures only when the run has P(accept) values."""
+    from peerbench import plots
+
+    entry = metrics["label_rules"][rule]
+    out = {"confusion_matrix": plots.confusion_matrix_plot(entry["overall"]["confusion"]),
+           "accept_rates": plots.accept_rates_plot({"all": entry["overall"], **entry.get("per_venue", {})})}
+    scored = [s for s in samples if s["gold"].get(rule) is not None and s.get("p_accept") is not None]
+    if scored:
+        y = [bool(s["gold"][rule]) for s in scored]
+        p = [float(s["p_accept"]) for s in scored]
+        out["reliability"] = plots.reliability_diagram(y, p)
+        out["p_accept_histogram"] = plots.p_accept_histogram(y, p)
+    return out
+
+
+def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
+                 label_rule: str | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Score the run afresh, then write the HTML page and/or the PNGs; returns the metrics."""
+    from peerbench.tables import rescore
+    from peerbench.store import read_run
+
+    try:
+        import jinja2
+    except ImportError:
+        raise MissingDependency("jinja2", "report") from None
+    metrics = rescore(run_dir, resamples=resamples, seed=seed)
+    config, samples = read_run(run_dir)
+    rule = label_rule or metrics["primary_label_rule"]
+    if rule not in metrics["label_rules"]:
+        raise ConfigError(f"--label-rule {rule}: this run was scored with {', '.join(metrics['label_rules'])}")
+    entry = metrics["label_rules"][rule]
+    if not entry.get("overall"):
+        raise ConfigError(f"{run_dir}: no paper has a known gold label under {rule}")
+    figures = figures_for(metrics, samples, rule)
+    if png_dir is not None:
+        folder = Path(png_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in figures.items():
+            (folder / f"{name}.png").write_bytes(data)
+    if html is not None:
+        environment = jinja2.Environment(loader=jinja2.PackageLoader("peerbench", "templates"),
+                                         autoescape=True, undefined=jinja2.StrictUndefined)
+        papers = []
+        for s in samples:
+            gold = s["gold"].get(rule)
+            papers.append({"id": s["id"], "title": s.get("title") or "", "gold": "—" if gold is None else
+                           ("ACCEPT" if gold else "REJECT"), "decision": s.get("decision"),
+                           "wrong": gold is not None and s.get("decision") != ("ACCEPT" if gold else "REJECT"),
+                           "p_accept": s.get("p_accept"), "completion": s.get("completion") or "",
+                           "error": s.get("error")})
+        overall = entry["overall"]["metrics"]
+        page = environment.get_template("report.html.j2").render(
+            metrics=metrics, config=config, run_dir=str(run_dir), rule=rule, entry=entry,
+            confidence=int(round(metrics["bootstrap"]["confidence"] * 100)),
+            overall_rows=[(name, overall[name]) for name in SHOWN if name in overall],
+            baselines=entry.get("baselines", {}), per_venue=entry.get("per_venue", {}),
+            venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
+            figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
+            fmt=_fmt, ci=_ci)
+        Path(html).parent.mkdir(parents=True, exist_ok=True)
+        Path(html).write_text(page, encoding="utf-8")
+    return metrics
