@@ -107,6 +107,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama-style chat model with a locally trained tokenizer (tests/tiny_model.py)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-reviewer")
+
+
+@pytest.fixture(scope="session")
 def echo_site(tmp_path_factory) -> Path:
     """The example plugin installed with pip, as a user would, into a folder of its own."""
     import subprocess

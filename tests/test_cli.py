@@ -43,7 +43,7 @@ def test_cli_works_without_heavy_libraries(args, isolated_home):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--backend", "nope"], "valid choices: baseline, openai, replay"),
+    (["run", "--backend", "nope"], "valid choices: baseline, hf, openai, replay, vllm"),
     (["run", "--backend", "baseline", "--model", "always-acept"], "did you mean 'always-accept'"),
     (["run", "--backend", "baseline", "-o", "C=-1"], "--backend-arg C: Input should be greater than 0"),
     (["run", "--backend", "baseline", "-o", "colour=red"], "--backend-arg colour: Extra inputs are not permitted"),
@@ -107,3 +107,15 @@ def test_first_run_downloads_through_the_cli(peerread_server, isolated_home, tmp
     assert "PeerRead files" in result.stderr  # the progress bar
     # tfidf-lr (the default) also fetched the train split it learns from
     assert any(k.startswith("conll_2016/train/") for k in peerread_server.hits)
+
+
+@pytest.mark.parametrize("backend, extra", [("hf", "hf"), ("openai", "openai")])
+def test_a_missing_extra_is_one_line_naming_the_pip_install(backend, extra, peerread_root, isolated_home):
+    blocked = ["torch", "transformers", "openai"]
+    args = ["run", "--backend", backend, "--model", "some-model", "--data-dir", str(peerread_root), "--limit", "2",
+            "-q"]
+    result = subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked, args=args)], capture_output=True,
+                            text=True, env=cli_env(isolated_home))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f" is not installed; run: pip install 'peerbench[{extra}]'"), lines

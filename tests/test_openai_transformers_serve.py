@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import cli_env, run_cli
-from tiny_model import build_tiny_model
 
 SERVE_START_S = 180
 
@@ -23,8 +22,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def transformers_server(tmp_path_factory):
-    model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-reviewer")
+def transformers_server(tmp_path_factory, tiny_model_dir):
+    model_dir = tiny_model_dir
     port = free_port()
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     cli = Path(sys.executable).with_name("transformers")

@@ -72,6 +72,7 @@ def cli() -> None:
 @click.option("-m", "--model", default=None, help="Model for the backend, or a registered model preset.")
 @click.option("-o", "--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
               help="Backend option, repeatable; validated before any work starts.")
+@click.option("--lora", default=None, type=click.Path(), help="A LoRA adapter folder (hf and vllm backends).")
 @click.option("--base-url", default=None, help="Server URL for HTTP backends, e.g. http://localhost:8000/v1.")
 @click.option("--api-key-env", default=None, metavar="NAME",
               help="Environment variable holding the API key (default OPENAI_API_KEY); keys are never stored.")
@@ -97,14 +98,14 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the tables.")
 @friendly_errors
-def run(task, backend, model, backend_args, base_url, api_key_env, include_path, out, limit, ids, splits, data_dir,
+def run(task, backend, model, backend_args, lora, base_url, api_key_env, include_path, out, limit, ids, splits, data_dir,
         concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, no_cache, retry_failed,
         resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
 
     options = parse_backend_args(backend_args)
-    for name, value in (("base_url", base_url), ("api_key_env", api_key_env)):
+    for name, value in (("base_url", base_url), ("api_key_env", api_key_env), ("lora", lora)):
         if value is not None:
             options[name] = value
     plan = plan_run(task, backend, model, backend_options=options,

@@ -45,32 +45,28 @@ def _side(token: str) -> str | None:
     return None
 
 
-def decision_probability(tokens: Sequence[TokenLogprob]) -> DecisionProbability | None:
-    """Find the decision word of the last decision line and read P(accept) off its alternatives."""
-    if not tokens:
-        return None
-    text = "".join(t.token for t in tokens)
+def decision_token_index(token_texts: Sequence[str]) -> int | None:
+    """Index of the token that starts the decision word of the last decision line, if any."""
+    text = "".join(token_texts)
     matches = list(_FINAL_LINE_RE.finditer(text))
     if not matches:
         return None
     position = matches[-1].start(1)
     offset = 0
-    index = None
-    for i, tok in enumerate(tokens):
-        end = offset + len(tok.token)
+    for i, token in enumerate(token_texts):
+        end = offset + len(token)
         if offset <= position < end:
-            index = i
-            break
+            # The word may start inside a token that also holds emphasis ("**ACC"); the word token is
+            # that one, unless it held only emphasis or space, when the next token carries the word.
+            if _side(token) is None and i + 1 < len(token_texts) and _side(token_texts[i + 1]):
+                return i + 1
+            return i
         offset = end
-    if index is None:
-        return None
-    # The word may start inside a token that also holds emphasis ("**ACC"); the word token is then
-    # that one, unless it held only the emphasis or space, when the next token carries the word.
-    if _side(tokens[index].token) is None and index + 1 < len(tokens) and _side(tokens[index + 1].token):
-        index += 1
-    chosen = tokens[index]
-    alternatives = dict(chosen.top)
-    alternatives.setdefault(chosen.token, chosen.logprob)
+    return None
+
+
+def probability_from_alternatives(alternatives: dict[str, float]) -> tuple[float, float] | None:
+    """(P(accept), covered mass) from token -> logprob at the decision position; None if neither side shows."""
     mass = {"accept": 0.0, "reject": 0.0}
     for token, logprob in alternatives.items():
         side = _side(token)
@@ -79,4 +75,16 @@ def decision_probability(tokens: Sequence[TokenLogprob]) -> DecisionProbability 
     total = mass["accept"] + mass["reject"]
     if total <= 0:
         return None
-    return DecisionProbability(mass["accept"] / total, total, index)
+    return mass["accept"] / total, total
+
+
+def decision_probability(tokens: Sequence[TokenLogprob]) -> DecisionProbability | None:
+    """Find the decision word of the last decision line and read P(accept) off its alternatives."""
+    index = decision_token_index([t.token for t in tokens])
+    if index is None:
+        return None
+    chosen = tokens[index]
+    alternatives = dict(chosen.top)
+    alternatives.setdefault(chosen.token, chosen.logprob)
+    found = probability_from_alternatives(alternatives)
+    return None if found is None else DecisionProbability(found[0], found[1], index)

@@ -23,8 +23,10 @@ ENTRY_POINT_GROUP = "peerbench"
 
 DEFAULT_PLUGINS = (
     "peerbench.backends.baseline",
+    "peerbench.backends.hf",
     "peerbench.backends.openai_compat",
     "peerbench.backends.replay",
+    "peerbench.backends.vllm",
     "peerbench.datasets.peerread",
     "peerbench.labels",
     "peerbench.metrics.decision",

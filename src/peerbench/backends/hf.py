@@ -1,0 +1,217 @@
+"""transformers ``generate`` in-process, on CPU or GPU: how a laptop user runs a small student.
+
+Same prompt (the model's own chat template), same sampling and the same logprob-derived
+P(accept) as the served backends. Log-probabilities are recorded step by step by a logits
+processor that keeps only the top alternatives, never a (steps x vocabulary) tensor, which for a
+Gemma-sized vocabulary and 1,400 new tokens would be gigabytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.backends.token_counting import TransformersTokenCounter
+from peerbench.errors import BackendError, MissingDependency
+from peerbench.hookspecs import hookimpl
+from peerbench.logprobs import decision_token_index, probability_from_alternatives
+from peerbench.records import ChatRequest, Completion
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+class HFOptions(BackendOptions):
+    device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps")
+    dtype: str = Field("auto", pattern="^(auto|bfloat16|float16|float32)$")
+    batch_size: int = Field(4, ge=1)
+    lora: str | None = Field(None, description="a PEFT adapter folder to apply on top of the model")
+    top_logprobs: int = Field(5, ge=1, le=20)
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+
+
+def import_torch_transformers() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise MissingDependency(exc.name or "transformers", "hf") from None
+    return torch, transformers
+
+
+def resolve_device(torch: Any, requested: str) -> str:
+    """'auto' picks CUDA, then MPS, then CPU; an explicit GPU that is not there is one clear line."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        build = "a CPU-only torch build" if torch.version.cuda is None else f"torch built for CUDA {torch.version.cuda}"
+        raise BackendError(f"--backend-arg device={requested}: no CUDA device is available ({build}); "
+                           "use device=cpu or device=auto")
+    return requested
+
+
+class TopLogprobRecorder:
+    """A logits processor that keeps, per generated step, the top-k log-probabilities of the raw
+    logits and the log-probability of the token that was then chosen."""
+
+    def __init__(self, torch: Any, k: int):
+        self.torch, self.k = torch, k
+        self.top: list[tuple[Any, Any]] = []  # per step: (values [batch, k], ids [batch, k]) on CPU
+        self.chosen: list[Any] = []  # per step: logprob of the chosen token [batch]
+        self._previous = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        logp = self.torch.log_softmax(scores.float(), dim=-1)
+        if self._previous is not None:
+            self.chosen.append(self._previous.gather(1, input_ids[:, -1:])[:, 0].cpu())
+        values, ids = logp.topk(self.k, dim=-1)
+        self.top.append((values.cpu(), ids.cpu()))
+        self._previous = logp
+        return scores
+
+    def finish(self, sequences: Any) -> None:
+        if self._previous is not None and len(self.chosen) < len(self.top):
+            self.chosen.append(self._previous.gather(1, sequences[:, -1:])[:, 0].cpu())
+        self._previous = None
+
+
+class HFBackend(Backend):
+    name = "hf"
+    Options = HFOptions
+    supports_logprobs = True
+    cacheable = True
+    max_concurrency = 1  # one batch at a time on one device
+
+    def __init__(self, model: str | None = None, **options: Any):
+        super().__init__(model, **options)
+        self.batch_size = self.options.batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device = "cpu"
+
+    async def setup(self, context: RunContext | None = None) -> None:
+        torch, transformers = import_torch_transformers()
+        opts = self.options
+        self._device = resolve_device(torch, opts.device)
+        dtype = "auto" if opts.dtype == "auto" else getattr(torch, opts.dtype)
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": opts.trust_remote_code}
+        if opts.attn_implementation:
+            kwargs["attn_implementation"] = opts.attn_implementation
+        try:
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.model,
+                                                                         trust_remote_code=opts.trust_remote_code)
+            model = transformers.AutoModelForCausalLM.from_pretrained(self.model, **kwargs)
+        except OSError as exc:
+            raise BackendError(f"--model {self.model}: cannot load it ({' '.join(str(exc).split())[:300]})") from None
+        if opts.lora:
+            model = self._apply_lora(model, opts.lora)
+        self._model = model.to(self._device).eval()
+        if self._tokenizer.pad_token_id is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._tokenizer.padding_side = "left"
+
+    @staticmethod
+    def _apply_lora(model: Any, path: str) -> Any:
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise MissingDependency("peft", "hf") from None
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise BackendError(f"--lora {path}: no adapter_config.json there")
+        return PeftModel.from_pretrained(model, path)
+
+    def token_counter(self):
+        return TransformersTokenCounter(self._tokenizer) if self._tokenizer is not None else None
+
+    def _prompt(self, request: ChatRequest) -> str:
+        if getattr(self._tokenizer, "chat_template", None):
+            return self._tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in request.messages) + "\n\n"
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        import asyncio
+
+        if self._model is None:
+            await self.setup()
+        # generate() holds the GIL for long stretches; run it off the event loop so progress keeps moving.
+        return await asyncio.to_thread(self._generate_batch, requests)
+
+    def _generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
+        torch, _ = import_torch_transformers()
+        gen = requests[0].generation
+        tok = self._tokenizer
+        inputs = tok([self._prompt(r) for r in requests], return_tensors="pt", padding=True,
+                     add_special_tokens=False).to(self._device)
+        want_logprobs = any(r.logprobs for r in requests)
+        recorder = TopLogprobRecorder(torch, self.options.top_logprobs) if want_logprobs else None
+        if gen.seed is not None:
+            torch.manual_seed(gen.seed)
+        sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} if gen.temperature > 0 \
+            else {"do_sample": False}
+        with torch.inference_mode():
+            output = self._model.generate(**inputs, max_new_tokens=gen.max_tokens, pad_token_id=tok.pad_token_id,
+                                          logits_processor=[recorder] if recorder else None, **sampling)
+        if recorder is not None:
+            recorder.finish(output)
+        prompt_len = inputs["input_ids"].shape[1]
+        stop_ids = self._stop_ids()
+        completions = []
+        for row, request in enumerate(requests):
+            new_ids = output[row, prompt_len:].tolist()
+            ended = None
+            for position, token_id in enumerate(new_ids):
+                if token_id in stop_ids:
+                    ended = position
+                    break
+            kept = new_ids if ended is None else new_ids[:ended]
+            text = tok.decode(kept, skip_special_tokens=True)
+            p_accept, extra = None, {}
+            if recorder is not None and request.logprobs:
+                found = self._decision_probability(recorder, row, kept)
+                if found is not None:
+                    p_accept, extra["decision_mass"] = found[0], round(found[1], 6)
+            completions.append(Completion(text=text, p_accept=p_accept, finish_reason="stop" if ended is not None
+                                          else "length", prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                                          completion_tokens=len(kept), extra=extra))
+        return completions
+
+    def _stop_ids(self) -> set[int]:
+        ids = self._model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self._tokenizer.eos_token_id is not None:
+            ids.add(self._tokenizer.eos_token_id)
+        return ids
+
+    def _decision_probability(self, recorder: TopLogprobRecorder, row: int, ids: list[int]):
+        """Token texts by incremental decoding (exact for any tokenizer), alternatives only where needed."""
+        tok = self._tokenizer
+        texts, previous = [], ""
+        for i in range(len(ids)):
+            current = tok.decode(ids[: i + 1], skip_special_tokens=True)
+            texts.append(current[len(previous):])
+            previous = current
+        index = decision_token_index(texts)
+        if index is None or index >= len(recorder.top):
+            return None
+        prefix = tok.decode(ids[:index], skip_special_tokens=True)
+        values, top_ids = recorder.top[index]
+        alternatives = {}
+        for value, alt in zip(values[row].tolist(), top_ids[row].tolist()):
+            alternatives.setdefault(tok.decode(ids[:index] + [alt], skip_special_tokens=True)[len(prefix):], value)
+        alternatives.setdefault(texts[index], float(recorder.chosen[index][row]))
+        return probability_from_alternatives(alternatives)
+
+    async def aclose(self) -> None:
+        self._model = None
+
+
+@hookimpl
+def register_backends(register):
+    register("hf", HFBackend, extra="hf",
+             description="transformers generate in-process, CPU or GPU (--model a hub id or a local folder)")

