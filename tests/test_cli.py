@@ -43,7 +43,7 @@ def test_cli_works_without_heavy_libraries(args, isolated_home):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--backend", "nope"], "valid choices: baseline, hf, openai, replay, vllm"),
+    (["run", "--backend", "nope"], "valid choices: baseline, gemini, hf, openai, replay, vertex, vllm"),
     (["run", "--backend", "baseline", "--model", "always-acept"], "did you mean 'always-accept'"),
     (["run", "--backend", "baseline", "-o", "C=-1"], "--backend-arg C: Input should be greater than 0"),
     (["run", "--backend", "baseline", "-o", "colour=red"], "--backend-arg colour: Extra inputs are not permitted"),

@@ -76,6 +76,10 @@ def cli() -> None:
 @click.option("--base-url", default=None, help="Server URL for HTTP backends, e.g. http://localhost:8000/v1.")
 @click.option("--api-key-env", default=None, metavar="NAME",
               help="Environment variable holding the API key (default OPENAI_API_KEY); keys are never stored.")
+@click.option("--project", default=None, help="Google Cloud project (vertex backend).")
+@click.option("--location", default=None, help="Google Cloud region, e.g. us-central1 (vertex backend).")
+@click.option("--thinking-budget", type=click.IntRange(min=-1), default=None,
+              help="Thinking tokens for Gemini backends (-1: the model decides).")
 @click.option("--include-path", multiple=True, type=click.Path(), help="Folder or file of extra task YAML.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (default: peerbench-runs/<run>).")
 @click.option("--limit", type=int, default=None, help="Only the first N papers.")
@@ -98,14 +102,16 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the tables.")
 @friendly_errors
-def run(task, backend, model, backend_args, lora, base_url, api_key_env, include_path, out, limit, ids, splits, data_dir,
+def run(task, backend, model, backend_args, lora, base_url, api_key_env, project, location, thinking_budget,
+        include_path, out, limit, ids, splits, data_dir,
         concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, no_cache, retry_failed,
         resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
 
     options = parse_backend_args(backend_args)
-    for name, value in (("base_url", base_url), ("api_key_env", api_key_env), ("lora", lora)):
+    for name, value in (("base_url", base_url), ("api_key_env", api_key_env), ("lora", lora), ("project", project),
+                        ("location", location), ("thinking_budget", thinking_budget)):
         if value is not None:
             options[name] = value
     plan = plan_run(task, backend, model, backend_options=options,

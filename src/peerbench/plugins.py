@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "peerbench"
 
 DEFAULT_PLUGINS = (
     "peerbench.backends.baseline",
+    "peerbench.backends.gemini",
     "peerbench.backends.hf",
     "peerbench.backends.openai_compat",
     "peerbench.backends.replay",

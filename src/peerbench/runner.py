@@ -348,6 +348,7 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     methods = sorted({s["truncation"].get("method") for s in samples if s.get("truncation")})
     latencies = [s["latency_s"] for s in samples if not s.get("cached") and s.get("latency_s") is not None]
     errors = Counter(s["error"] for s in samples if s.get("error"))
+    costs = [s["extra"]["cost_usd"] for s in samples if (s.get("extra") or {}).get("cost_usd") is not None]
     return {
         "failures": {"count": sum(errors.values()),
                      "most_common": [{"error": e, "papers": n} for e, n in errors.most_common(3)]},
@@ -356,7 +357,9 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "timing": {"mean_latency_s": (sum(latencies) / len(latencies)) if latencies else None,
                    "cached_samples": sum(1 for s in samples if s.get("cached"))},
         "tokens": {"prompt": sum(s.get("prompt_tokens") or 0 for s in samples),
-                   "completion": sum(s.get("completion_tokens") or 0 for s in samples)},
+                   "completion": sum(s.get("completion_tokens") or 0 for s in samples),
+                   "thinking": sum((s.get("extra") or {}).get("thinking_tokens") or 0 for s in samples)},
+        "cost_usd": round(sum(costs), 6) if costs else None,
         "decisions": {d: sum(1 for s in samples if s.get("decision") == d) for d in ("ACCEPT", "REJECT", "UNPARSED")},
     }
 

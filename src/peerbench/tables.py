@@ -75,6 +75,11 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
         f"mean {trunc.get('mean_cut_chars', 0):.0f} chars, max {trunc.get('max_cut_chars', 0)} chars",
     ]
+    tokens = metrics.get("tokens") or {}
+    if tokens.get("prompt") or tokens.get("completion"):
+        cost = metrics.get("cost_usd")
+        lines.append(f"tokens: prompt {tokens.get('prompt', 0)}, output {tokens.get('completion', 0)}, thinking "
+                     f"{tokens.get('thinking', 0)}" + (f"; estimated cost ${cost:.4f}" if cost is not None else ""))
     for failure in (metrics.get("failures") or {}).get("most_common", []):
         lines.append(f"failed on {failure['papers']} paper(s): {failure['error']}")
     return Text("\n".join(lines))

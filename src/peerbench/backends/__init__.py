@@ -17,7 +17,8 @@ from peerbench.records import ChatRequest, Completion, Paper
 
 SECRET_WORDS = ("key", "token", "secret", "password", "credential")
 # Options that have a flag of their own on `peerbench run`, so errors name the flag the user typed.
-OPTION_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "lora": "--lora"}
+OPTION_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "lora": "--lora", "project": "--project",
+                "location": "--location", "thinking_budget": "--thinking-budget"}
 
 
 class BackendOptions(BaseModel):
