@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env
+from conftest import cli_env, run_cli
 from peerread_fixtures import manifest
 
 import peerbench
@@ -96,8 +96,30 @@ def test_model_preset_from_a_plugin(peerread_root, tmp_path, echo_plugin):
                            out=tmp_path / "p", resamples=10)
     assert result.config["backend"] == "echo" and result.config["options"]["decision"] == "reject"
     assert result.metrics["decisions"]["REJECT"] == 3
-    with pytest.raises(ConfigError, match="preset runs on backend 'echo'"):
+    with pytest.raises(ConfigError, match=r"this preset runs on backend\(s\) echo, not 'baseline'"):
         peerbench.run(task="peerread-conll2016", backend="baseline", model="echo-reject", data_dir=peerread_root)
+
+
+def test_user_presets_file_registers_models_for_several_backends(peerread_root, tmp_path, isolated_home):
+    from peerbench import registry
+    from peerbench.presets import presets_path, save_preset
+
+    path = save_preset("my-student", backend="baseline", model="always-reject", options={"seed": 3},
+                       backends={"replay": {}}, description="a test preset")
+    assert path == presets_path() == isolated_home / "models.yaml"
+    registry.reset()
+    result = peerbench.run(task="peerread-conll2016", model="my-student", data_dir=peerread_root,
+                           out=tmp_path / "p", resamples=10)
+    assert result.config["backend"] == "baseline" and result.config["options"]["seed"] == 3
+    with pytest.raises(ConfigError, match=r"runs on backend\(s\) baseline, replay, not 'hf'"):
+        peerbench.run(task="peerread-conll2016", backend="hf", model="my-student", data_dir=peerread_root)
+    listed = run_cli(["models"], cli_env(isolated_home))
+    assert "my-student" in listed.stdout and "always-reject" in listed.stdout and "replay" in listed.stdout
+    path.write_text("my-student: [1, 2]\n")
+    registry.reset()
+    with pytest.raises(ConfigError, match="models.yaml: expected a mapping of preset name -> settings"):
+        peerbench.list_backends()
+    registry.reset()
 
 
 def test_a_run_dir_with_other_settings_is_refused(peerread_root, tmp_path):

@@ -94,6 +94,7 @@ def cli() -> None:
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None)
 @click.option("--samples", "samples_per_paper", type=click.IntRange(min=1), default=1, show_default=True,
               help="Generations per paper; with more than 1, P(accept) is the share of ACCEPTANCE among them.")
+@click.option("--store-prompts", is_flag=True, help="Keep each paper's prompt messages in samples.jsonl.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--retry-failed", is_flag=True, help="Request again the papers whose stored sample failed.")
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -104,7 +105,8 @@ def cli() -> None:
 @friendly_errors
 def run(task, backend, model, backend_args, lora, base_url, api_key_env, project, location, thinking_budget,
         include_path, out, limit, ids, splits, data_dir,
-        concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, no_cache, retry_failed,
+        concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, store_prompts, no_cache,
+        retry_failed,
         resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
@@ -119,7 +121,7 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                     ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
                     split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                     generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
-                    samples=samples_per_paper)
+                    samples=samples_per_paper, store_prompts=store_prompts)
     result = execute(plan, concurrency=concurrency, use_cache=not no_cache, progress=not quiet,
                      resamples=resamples, seed=seed, retry_failed=retry_failed)
     if as_json:
@@ -206,8 +208,8 @@ def _listing(kind: str, title: str, describe: Callable[[Any], list[str]], column
     from peerbench.registry import registries
 
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+    for index, column in enumerate(columns):
+        table.add_column(column, no_wrap=index == 0)  # a name cut in two cannot be copied
     for entry in getattr(registries(), kind).entries():
         table.add_row(*describe(entry))
     _console().print(table)
@@ -245,6 +247,18 @@ def tasks(include_path) -> None:
         table.add_row(task.task, "?" if size is None else str(size), task.label_rule,
                       ", ".join(task.report_label_rules), task.description)
     _console().print(table)
+
+
+@cli.command()
+@friendly_errors
+def models() -> None:
+    """List model presets (from plugins and from your models.yaml)."""
+    from peerbench.presets import presets_path
+
+    _listing("models", "model presets", lambda e: [e.name, e.value["backend"], e.value["model"],
+                                                  ", ".join(sorted(e.value.get("backends") or {})), e.plugin],
+             ["name", "backend", "model", "also runs on", "from"])
+    _console().print(f"user presets file: {presets_path()}", highlight=False)
 
 
 @cli.command()

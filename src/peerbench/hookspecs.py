@@ -39,7 +39,10 @@ def register_label_rules(register):
 
 @hookspec
 def register_models(register):
-    """Register model presets: ``register(name, backend=..., model=..., options={...})``."""
+    """Register model presets: ``register(name, backend=..., model=..., options={...}, backends={...})``.
+
+    ``backends`` names other backends that can run the same model, each with its own options
+    (a merged student runs on both ``hf`` and ``vllm``)."""
 
 
 @hookspec

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "peerbench.backends.vllm",
     "peerbench.datasets.peerread",
     "peerbench.labels",
+    "peerbench.presets",
     "peerbench.metrics.decision",
     "peerbench.tasks",
 )
@@ -100,7 +101,7 @@ def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> No
     plugin is registering (needed to name both sides of a name collision).
     """
     load_plugins()
-    from peerbench.errors import DuplicateNameError
+    from peerbench.errors import DuplicateNameError, PeerbenchError
 
     caller = getattr(pm.hook, hook_name)
     trace = bool(os.environ.get("PEERBENCH_TRACE_PLUGINS"))
@@ -112,6 +113,10 @@ def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> No
             impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
         except DuplicateNameError:
             raise
+        except PeerbenchError:
+            if impl.plugin_name in DEFAULT_PLUGINS:  # a built-in reading the user's own file: tell them now
+                raise
+            failures.append(PluginFailure(impl.plugin_name, one_line(sys.exc_info()[1]), stage=hook_name))
         except Exception as exc:
             failures.append(PluginFailure(impl.plugin_name, one_line(exc), stage=hook_name))
 

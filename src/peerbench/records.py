@@ -115,3 +115,4 @@ class Sample(TypedDict, total=False):
     latency_s: float
     cached: bool                 # served from the response cache
     extra: dict[str, Any]        # backend details: tries taken, logprob mass at the decision word
+    messages: list[dict[str, str]]  # the prompt, only with --store-prompts

@@ -122,8 +122,10 @@ def _build() -> Registries:
         return {"register": register}
 
     def model_kwargs(plugin: str) -> dict[str, Any]:
-        def register(name: str, *, backend: str, model: str, options: dict | None = None, description: str = "") -> None:
-            preset = {"backend": backend, "model": model, "options": dict(options or {})}
+        def register(name: str, *, backend: str, model: str, options: dict | None = None, description: str = "",
+                     backends: dict[str, dict] | None = None) -> None:
+            preset = {"backend": backend, "model": model, "options": dict(options or {}),
+                      "backends": {k: dict(v or {}) for k, v in (backends or {}).items()}}
             regs.models.add(name, preset, plugin, description=description)
 
         return {"register": register}

@@ -78,7 +78,11 @@ def resolve_model(backend: str | None, model: str | None, options: dict[str, Any
     if model and model in presets:
         preset = presets.get(model).value
         if backend and backend != preset["backend"]:
-            raise ConfigError(f"--model {model}: this preset runs on backend {preset['backend']!r}, not {backend!r}")
+            others = preset.get("backends") or {}
+            if backend not in others:
+                allowed = ", ".join(sorted({preset["backend"], *others}))
+                raise ConfigError(f"--model {model}: this preset runs on backend(s) {allowed}, not {backend!r}")
+            return backend, preset["model"], {**others[backend], **options}
         return preset["backend"], preset["model"], {**preset["options"], **options}
     return backend or "baseline", model, options
 
@@ -88,7 +92,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
              out: str | Path | None = None, limit: int | None = None, ids: Sequence[str] | None = None,
              split: Sequence[str] | None = None, data_dir: str | Path | None = None,
              metrics: Sequence[str] | None = None, max_model_len: int | None = None,
-             generation: dict[str, Any] | None = None, samples: int = 1) -> RunPlan:
+             generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False) -> RunPlan:
     from peerbench.registry import registries
 
     regs = registries()
@@ -144,6 +148,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         "generation": generation_config.to_dict(),
         "max_model_len": task_obj.max_model_len,
         "samples_per_paper": samples,
+        "store_prompts": store_prompts,
         "limit": limit,
         "metrics": metric_names,
         "python": platform.python_version(),
@@ -262,6 +267,8 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
                     del partial[item.paper.key]
                 sample = build_sample(item.paper, item.golds, item.prompt_hash, item.rendered.truncation, completion,
                                       latency, cached)
+                if plan.config.get("store_prompts"):
+                    sample["messages"] = item.request.messages
                 run_dir.append(sample)
                 new_samples.append(sample)
                 if completion.error:

@@ -1,0 +1,131 @@
+"""The bundled distillation plugin, installed with pip as a user would, end to end on CPU:
+a scripted Vertex teacher on 127.0.0.1 -> filter -> TRL + PEFT LoRA on a tiny local model ->
+merge -> register -> `peerbench run --backend hf --model <preset>` -> metrics.json."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, cli_env
+from vertex_server import GeminiServer
+
+TOKEN = "ya29.distill-test-token"
+
+
+@pytest.fixture(scope="module")
+def distill_site(tmp_path_factory):
+    target = tmp_path_factory.mktemp("distill-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(REPO / "plugins" / "peerbench-distill")], check=True)
+    return target
+
+
+def distill_env(home, site):
+    return cli_env(home, PYTHONPATH=str(site), VTOKEN=TOKEN, HF_HUB_OFFLINE="1")
+
+
+def settings(server, peerread_root, tiny_model_dir, **extra):
+    values = {"teacher_model": "gemini-test", "data_dir": str(peerread_root), "base_model": str(tiny_model_dir),
+              "teacher_options": json.dumps({"base_url": server.base_url, "project": "p", "access_token_env": "VTOKEN",
+                                             "retry_backoff": 0.01}),
+              "max_model_len": 1000, "teacher_max_tokens": 200, "max_length": 2048, "max_steps": 4, "save_steps": 2,
+              "val_size": 3, "bf16": "false", "gradient_accumulation_steps": 2, **extra}
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def distill(args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "peerbench.cli", "distill", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_whole_pipeline_then_the_student_is_benchmarked(distill_site, peerread_root, tiny_model_dir, tmp_path,
+                                                         isolated_home):
+    env = distill_env(isolated_home, distill_site)
+    work = tmp_path / "w"
+    with GeminiServer(token=TOKEN) as server:
+        done = distill(["run", "-w", str(work), *settings(server, peerread_root, tiny_model_dir)], env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        teacher_requests = sum(server.paths.values())
+        again = distill(["run", "-w", str(work)], env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert sum(server.paths.values()) == teacher_requests  # a rerun redoes nothing
+    out = done.stdout
+    assert "prompts: 14 papers from iclr_2017 train (asked for 434; that is all there is); none of the 95" in out
+    assert "training with TRL + PEFT (no CUDA GPU)" in out
+    assert "filter: done" in again.stdout and "train: done" in again.stdout and "merge: done" in again.stdout
+
+    pool = json.loads((work / "pool.json").read_text())
+    assert len(pool["ids"]) == 14 and all(k.startswith("iclr_2017/train/") for k in pool["keys"])
+    stats = json.loads((work / "filter.json").read_text())
+    assert stats["train"] + stats["val"] == stats["kept"] == 14 and stats["val"] == 3
+    rows = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
+    assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"]
+    assert rows[0]["completion"][0]["content"].rstrip().endswith(("ACCEPTANCE.", "REJECTION."))
+    config = json.loads((work / "config.json").read_text())
+    assert (config["lora_r"], config["lora_alpha"], config["learning_rate"], config["seed"]) == (32, 64, 2e-5, 42)
+    summary = json.loads((work / "train.json").read_text())
+    assert summary["global_step"] == 4 and summary["engine"] == "trl+peft"
+    assert (work / "adapter" / "adapter_config.json").is_file() and (work / "merged" / "config.json").is_file()
+    assert (work / "loss.png").read_bytes().startswith(b"\x89PNG")
+    adapter = json.loads((work / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 32 and adapter["lora_alpha"] == 64
+
+    listed = subprocess.run([sys.executable, "-m", "peerbench.cli", "models"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert "distilled-tiny-reviewer" in listed.stdout
+    run_dir = tmp_path / "student-run"
+    bench = subprocess.run([sys.executable, "-m", "peerbench.cli", "run", "--backend", "hf", "--model",
+                            "distilled-tiny-reviewer", "--data-dir", str(peerread_root), "--limit", "3",
+                            "--max-tokens", "8", "--max-model-len", "2048", "-q", "--resamples", "10",
+                            "--out", str(run_dir)], env=env, capture_output=True, text=True, timeout=600)
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["backend"] == "hf" and config["model"] == str((work / "merged").resolve())
+    assert json.loads((run_dir / "metrics.json").read_text())["label_rules"]["recommendation>=4"]["overall"]["n"] == 3
+
+    side_by_side = distill(["eval", "-w", str(work), "--backend", "hf", "--limit", "3", "--max-tokens", "8",
+                            "--max-model-len", "2048", "--resamples", "50"], env)
+    assert side_by_side.returncode == 0, side_by_side.stderr[-3000:]
+    assert "McNemar exact" in side_by_side.stdout and "B minus A" in side_by_side.stdout
+    assert (work / "eval" / "peerread95__student__hf" / "metrics.json").is_file()
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(distill_site, peerread_root, tiny_model_dir, tmp_path,
+                                                          isolated_home):
+    env = distill_env(isolated_home, distill_site)
+    work = tmp_path / "w"
+    with GeminiServer(token=TOKEN) as server:
+        args = settings(server, peerread_root, tiny_model_dir, max_steps=400, save_steps=3)
+        for stage in ("prompts", "teacher", "filter"):
+            assert distill([stage, "-w", str(work), *args], env).returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "peerbench.cli", "distill", "train", "-w", str(work)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (work / "train" / "checkpoint-6").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before a checkpoint"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (work / "train.json").exists()
+    resumed = distill(["train", "-w", str(work), "--set", "max_steps=12"], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout
+    summary = json.loads((work / "train.json").read_text())
+    assert summary["resumed_from"].split("-")[-1] in ("6", "9") and summary["global_step"] == 12
+
+
+def test_a_pool_that_overlaps_the_evaluation_task_fails_loudly(distill_site, peerread_root, tmp_path, isolated_home):
+    env = distill_env(isolated_home, distill_site)
+    done = distill(["prompts", "-w", str(tmp_path / "w"), "--set", f"data_dir={peerread_root}",
+                    "--set", "pool_splits=[train, test]"], env)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "prompt pool overlaps the evaluation task 'peerread95'" in done.stderr
+
+
+def test_settings_are_validated(distill_site, tmp_path, isolated_home):
+    done = distill(["train", "-w", str(tmp_path / "w"), "--set", "lora_r=0"], distill_env(isolated_home, distill_site))
+    assert done.returncode == 2 and "distill setting lora_r: Input should be greater than or equal to 1" in done.stderr
