@@ -115,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--lm-eval", default=shutil.which("lm_eval"), help="path of the lm_eval command")
+    local = REPO / ".venv-lmeval" / "bin" / "lm_eval"
+    parser.add_argument("--lm-eval", default=str(local) if local.exists() else shutil.which("lm_eval"),
+                        help="path of the lm_eval command (default: .venv-lmeval's, which .ci/run builds)")
     args = parser.parse_args()
     from peerread_fixtures import write_peerread
 

@@ -1,0 +1,142 @@
+"""peerbench <-> lm-evaluation-harness, both ways.
+
+``export_task`` writes a task folder lm-eval runs as it is: the prompts peerbench would send
+(rendered, truncated) as a local JSONL, a YAML that hands them over unchanged (system prompt as
+the task description, user prompt as the document text), and a utils.py that scores like
+peerbench. ``import_results`` turns an lm-eval run made with ``--log_samples`` back into a
+peerbench run directory, so that ``peerbench report`` and ``peerbench compare`` work on it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from peerbench.errors import ConfigError, DataError
+
+AGGREGATED = ("f1", "accuracy", "balanced_accuracy", "pred_accept_rate", "parse_failure_rate")
+# What an imported run needs from the task's side of a peerbench config.json (scoring, report, compare).
+TASK_CONFIG_KEYS = ("peerbench_version", "task", "task_version", "task_fingerprint", "task_definition", "dataset",
+                    "label_rules", "primary_label_rule", "generation", "max_model_len", "limit", "metrics")
+
+
+def _gold_label(value: bool | None) -> str:
+    return "" if value is None else ("ACCEPT" if value else "REJECT")
+
+
+def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None = None,
+                include_paths: tuple = (), max_model_len: int | None = None, limit: int | None = None,
+                name: str | None = None) -> Path:
+    from peerbench.labels import get_label_rule
+    from peerbench.prompts import render
+    from peerbench.runner import plan_run
+    from peerbench.store import stable_hash
+
+    plan = plan_run(task_name, "baseline", "always-accept", include_paths=include_paths, data_dir=data_dir,
+                    max_model_len=max_model_len, limit=limit)
+    task = plan.task
+    papers = plan.dataset.load(plan.dataset_args, progress=True)[:limit]
+    rules = {rule: get_label_rule(rule) for rule in task.label_rules()}
+    template, generation = task.prompt_template(), task.generation_config()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    lm_name = name or task.task.replace("-", "_")
+    docs = []
+    for paper in papers:
+        rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens)
+        golds = {rule: r.label(paper) for rule, r in rules.items()}
+        docs.append({"id": paper.key, "paper_id": paper.id, "venue": paper.venue, "split": paper.split,
+                     "title": paper.title, "system": rendered.messages[0]["content"],
+                     "user": rendered.messages[1]["content"], "gold": golds,
+                     "gold_label": _gold_label(golds[task.label_rule]), "accepted": paper.accepted,
+                     "mean_recommendation": paper.mean_recommendation, "truncation": rendered.truncation,
+                     "prompt_hash": stable_hash(rendered.messages)[:16], "unparsed_policy": task.unparsed})
+    data_file = (folder / f"{lm_name}.jsonl").resolve()
+    data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    shutil.copyfile(Path(__file__).with_name("lm_eval_utils.py"), folder / "utils.py")
+    metrics = "\n".join(f"  - metric: {m}\n    aggregation: !function utils.agg_{m}\n    higher_is_better: "
+                        f"{'false' if m == 'parse_failure_rate' else 'true'}" for m in AGGREGATED)
+    spec = {"task": lm_name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file)}},
+            "test_split": "test", "output_type": "generate_until", "description": "{{system}}",
+            "doc_to_text": "{{user}}", "doc_to_target": "{{gold_label}}",
+            "generation_kwargs": {"until": [], "max_gen_toks": generation.max_tokens,
+                                  "temperature": generation.temperature, "top_p": generation.top_p,
+                                  "do_sample": generation.temperature > 0},
+            "metadata": {"version": task.version, "peerbench_task": task.task,
+                         "peerbench_task_fingerprint": task.fingerprint(), "peerbench_config": {k: plan.config[k] for k in TASK_CONFIG_KEYS}}}
+    text = yaml.safe_dump(spec, sort_keys=False, width=1000)
+    text += "process_results: !function utils.process_results\nmetric_list:\n" + metrics + "\n"
+    (folder / f"{lm_name}.yaml").write_text(text)
+    return folder
+
+
+def _newest(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.rglob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def import_results(results_dir: str | Path, out: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """An lm-eval output folder (run with --log_samples) -> a scored peerbench run directory."""
+    from peerbench.parsing import parse_decision
+    from peerbench.registry import registries
+    from peerbench.runner import score_run
+    from peerbench.store import RunDir
+
+    folder = Path(results_dir)
+    results_file = _newest(folder, "results_*.json")
+    if results_file is None:
+        raise DataError(f"{folder}: no lm-eval results_*.json here (run lm_eval with --output_path)")
+    results = json.loads(results_file.read_text())
+    stamp = results_file.stem.removeprefix("results_")
+    imported = []
+    for task_name, task_config in (results.get("configs") or {}).items():
+        meta = (task_config.get("metadata") or {})
+        if "peerbench_config" not in meta:
+            continue
+        samples_file = _newest(results_file.parent, f"samples_{task_name}_{stamp}.jsonl") or \
+            _newest(results_file.parent, f"samples_{task_name}_*.jsonl")
+        if samples_file is None:
+            raise DataError(f"{results_file.parent}: no samples_{task_name}_*.jsonl; rerun lm_eval with --log_samples")
+        config = dict(meta["peerbench_config"])
+        model_args = (results.get("config") or {}).get("model_args")
+        from peerbench.store import stable_hash
+
+        config.update(backend="lm-eval", model=str((results.get("config") or {}).get("model") or "lm-eval"),
+                      options={"model_args": model_args if isinstance(model_args, str) else json.dumps(model_args)},
+                      imported_from=str(results_file.resolve()))
+        config["run_identity"] = stable_hash(config)[:10]
+        samples = []
+        for line in samples_file.read_text().splitlines():
+            row = json.loads(line)
+            doc = row["doc"]
+            responses = row.get("filtered_resps") or row.get("resps") or [""]
+            text = responses[0][0] if isinstance(responses[0], list) else responses[0]
+            samples.append({"id": doc["id"], "paper_id": doc["paper_id"], "venue": doc["venue"], "split": doc["split"],
+                            "title": doc["title"], "gold": doc["gold"], "accepted": doc.get("accepted"),
+                            "mean_recommendation": doc.get("mean_recommendation"), "prompt_hash": doc["prompt_hash"],
+                            "truncation": doc["truncation"], "completion": text,
+                            "decision": parse_decision(text).value, "p_accept": None, "error": None,
+                            "finish_reason": None, "prompt_tokens": None, "completion_tokens": None,
+                            "latency_s": None, "cached": False})
+        target = Path(out) if len((results.get("configs") or {})) == 1 else Path(out) / task_name
+        with RunDir(target) as run_dir:
+            if run_dir.read_samples():
+                raise ConfigError(f"{target}: already holds samples; import into a new folder")
+            run_dir.claim(config)
+            for sample in samples:
+                run_dir.append(sample)
+            regs = registries()
+            metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
+            metrics = score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
+            run_dir.write_metrics(metrics)
+        imported.append({"task": task_name, "run_dir": str(target), "samples": len(samples),
+                         "lm_eval_metrics": {k.split(",")[0]: v for k, v in results["results"][task_name].items()
+                                             if k.split(",")[0] in AGGREGATED and not k.startswith("alias")},
+                         "metrics": metrics})
+    if not imported:
+        raise DataError(f"{results_file}: no task exported by peerbench in these results")
+    return {"imported": imported}
