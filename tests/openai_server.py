@@ -31,7 +31,7 @@ class OpenAIChatServer:
     def __init__(self, model: str = "tiny-reviewer", *, port: int = 0, latency: float = 0.0, api_key: str | None = None,
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
-                 sample_by_seed: bool = False):
+                 sample_by_seed: bool = False, gullible: tuple[str, ...] = ()):
         self.model = model
         self.latency = latency
         self.api_key = api_key
@@ -41,6 +41,7 @@ class OpenAIChatServer:
         self.p_accept = p_accept
         self.logprobs = logprobs
         self.sample_by_seed = sample_by_seed  # decide by a draw seeded with (title, seed), as sampling would
+        self.gullible = gullible  # phrases that, found in the prompt, make this reviewer accept
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
         self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
@@ -164,6 +165,9 @@ class OpenAIChatServer:
 
     def completion(self, title: str, body: dict) -> dict:
         p = self.p_accept(title)
+        user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+        if any(phrase in user for phrase in self.gullible):
+            p = 0.99
         if self.sample_by_seed:
             import random
 

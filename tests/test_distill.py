@@ -115,7 +115,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(distill_site, peerread
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout
     summary = json.loads((work / "train.json").read_text())
-    assert summary["resumed_from"].split("-")[-1] in ("6", "9") and summary["global_step"] == 12
+    assert int(summary["resumed_from"].split("-")[-1]) in (3, 6, 9) and summary["global_step"] == 12
 
 
 def test_a_pool_that_overlaps_the_evaluation_task_fails_loudly(distill_site, peerread_root, tmp_path, isolated_home):
@@ -129,3 +129,16 @@ def test_a_pool_that_overlaps_the_evaluation_task_fails_loudly(distill_site, pee
 def test_settings_are_validated(distill_site, tmp_path, isolated_home):
     done = distill(["train", "-w", str(tmp_path / "w"), "--set", "lora_r=0"], distill_env(isolated_home, distill_site))
     assert done.returncode == 2 and "distill setting lora_r: Input should be greater than or equal to 1" in done.stderr
+
+
+def test_a_checkpoint_cut_short_is_not_resumed_from(distill_site, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(distill_site))
+    from peerbench_distill.training import _latest_checkpoint
+
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "adapter_model.safetensors").write_bytes(b"half")
+    said = []
+    assert _latest_checkpoint(tmp_path, said.append) == tmp_path / "checkpoint-2"
+    assert not (tmp_path / "checkpoint-4").exists() and "written only in part" in said[0]

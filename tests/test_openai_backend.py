@@ -178,3 +178,18 @@ def test_samples_k_gives_the_accept_share_as_p_accept(peerread_root, tmp_path):
     assert mixed > 0  # the seeds really gave different reviews
     assert result.config["samples_per_paper"] == 5 and "auroc" in \
         result.metrics["label_rules"]["recommendation>=4"]["overall"]["metrics"]
+
+
+def test_a_secret_inside_an_option_value_is_kept_out_of_every_file(peerread_root, tmp_path, isolated_home):
+    with OpenAIChatServer() as server:
+        done = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--model", server.model,
+                        "--data-dir", str(peerread_root), "--limit", "3", "-q", "--out", str(tmp_path / "run"),
+                        "-o", 'extra_body={"api_key": "' + SECRET + '", "top_k": 5}'], cli_env(isolated_home))
+        assert done.returncode == 0, done.stderr
+        assert server.bodies[0]["top_k"] == 5 and server.bodies[0]["api_key"] == SECRET  # sent, as asked
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["options"]["extra_body"] == {"top_k": 5} and config["options"]["api_key_env"] == "OPENAI_API_KEY"
+    for path in [*(tmp_path / "run").rglob("*"), *isolated_home.rglob("*")]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in done.stdout + done.stderr

@@ -94,6 +94,12 @@ def cli() -> None:
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None)
 @click.option("--samples", "samples_per_paper", type=click.IntRange(min=1), default=1, show_default=True,
               help="Generations per paper; with more than 1, P(accept) is the share of ACCEPTANCE among them.")
+@click.option("--probe", "probes", multiple=True, metavar="NAME",
+              help="Robustness probe, repeatable: injection, perturbations, shuffle-sections, drop-results, "
+                   "abstract-only, replace-title. Runs the clean task and each probe arm; see docs/robustness.md.")
+@click.option("--probe-position", "probe_positions", multiple=True,
+              type=click.Choice(["start", "middle", "end", "all"]), help="Where injected text goes (default: end).")
+@click.option("--probe-text", type=click.Path(), default=None, help="A file with your own injected instruction.")
 @click.option("--store-prompts", is_flag=True, help="Keep each paper's prompt messages in samples.jsonl.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--retry-failed", is_flag=True, help="Request again the papers whose stored sample failed.")
@@ -105,8 +111,8 @@ def cli() -> None:
 @friendly_errors
 def run(task, backend, model, backend_args, lora, base_url, api_key_env, project, location, thinking_budget,
         include_path, out, limit, ids, splits, data_dir,
-        concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, store_prompts, no_cache,
-        retry_failed,
+        concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, probes, probe_positions,
+        probe_text, store_prompts, no_cache, retry_failed,
         resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.runner import execute, plan_run
@@ -116,6 +122,23 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                         ("location", location), ("thinking_budget", thinking_budget)):
         if value is not None:
             options[name] = value
+    if probes:
+        from peerbench.probes import POSITIONS, run_probes
+        from peerbench.tables import render_probes
+
+        positions = POSITIONS if "all" in probe_positions else (tuple(probe_positions) or ("end",))
+        report = run_probes(task, backend, model, probes=probes, positions=positions, probe_text_file=probe_text,
+                            out=out, resamples=resamples, seed=seed, progress=not quiet,
+                            backend_options=options, include_paths=include_path, limit=limit,
+                            ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                            split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
+                            generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+        if as_json:
+            click.echo(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            _console().print(render_probes(report))
+            click.echo(f"probe directory: {report['probe_dir']}")
+        return
     plan = plan_run(task, backend, model, backend_options=options,
                     include_paths=include_path, out=out, limit=limit,
                     ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
@@ -181,6 +204,22 @@ def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
     from peerbench.tables import render_comparison
 
     _console().print(render_comparison(result))
+
+
+@cli.command("validate-data")
+@click.argument("path", type=click.Path())
+@friendly_errors
+def validate_data(path) -> None:
+    """Check a PeerRead-style folder or a JSONL dataset; print every problem with its file and field."""
+    from peerbench.validation import validate_path
+
+    checked, problems = validate_path(path)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {checked} paper(s)", err=True)
+        sys.exit(2)
+    click.echo(f"ok: {checked} paper(s) checked in {path}")
 
 
 @cli.command("serve-check")
@@ -342,13 +381,29 @@ def data() -> None:
 
 
 @data.command("pull")
-@click.argument("dataset", type=click.Choice(["peerread"]))
-@click.option("--venues", multiple=True, help="Venues (default: all three).")
-@click.option("--splits", multiple=True, help="Splits (default: dev and test).")
+@click.argument("dataset", type=click.Choice(["peerread", "openreview"]))
+@click.option("--venues", "--venue", "venues", multiple=True,
+              help="PeerRead venues (default: all three), or OpenReview venue ids (ICLR.cc/2020/Conference).")
+@click.option("--splits", multiple=True, help="PeerRead splits (default: dev and test).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="OpenReview: first N submissions per venue.")
 @click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None)
 @friendly_errors
-def data_pull(dataset, venues, splits, data_dir) -> None:
+def data_pull(dataset, venues, splits, limit, data_dir) -> None:
     """Fetch a dataset's files into the cache (resumable)."""
+    if dataset == "openreview":
+        from peerbench.datasets.openreview import OpenReview
+
+        if not venues:
+            raise click.BadParameter("name at least one venue, e.g. --venue ICLR.cc/2020/Conference",
+                                     param_hint="--venue")
+        ds = OpenReview(data_dir)
+        papers = ds.pull(ds.parse_args({"venues": list(venues), "limit": limit}, "peerbench data pull"))
+        for venue, counts in ds.counts.items():
+            click.echo(f"{venue}: {counts['papers']} papers with a decision of {counts['submissions']} submissions "
+                       f"({counts['withdrawn']} withdrawn, {counts['desk rejected']} desk rejected, "
+                       f"{counts['no decision']} without a decision, {counts['no pdf']} without a PDF left out)")
+        click.echo(f"{len(papers)} papers cached in {ds.root}")
+        return
     from peerbench.datasets.peerread import PeerRead
 
     ds = PeerRead(data_dir)

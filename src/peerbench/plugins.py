@@ -28,6 +28,8 @@ DEFAULT_PLUGINS = (
     "peerbench.backends.openai_compat",
     "peerbench.backends.replay",
     "peerbench.backends.vllm",
+    "peerbench.datasets.jsonl",
+    "peerbench.datasets.openreview",
     "peerbench.datasets.peerread",
     "peerbench.labels",
     "peerbench.presets",

@@ -52,6 +52,7 @@ class RunPlan:
     config: dict[str, Any]
     metric_objects: list[Any]
     samples_per_paper: int = 1
+    paper_transform: Any = None  # a robustness probe's change to every paper (peerbench.probes)
 
 
 def _slug(text: str) -> str:
@@ -92,7 +93,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
              out: str | Path | None = None, limit: int | None = None, ids: Sequence[str] | None = None,
              split: Sequence[str] | None = None, data_dir: str | Path | None = None,
              metrics: Sequence[str] | None = None, max_model_len: int | None = None,
-             generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False) -> RunPlan:
+             generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False,
+             paper_transform: Any = None, probe: dict[str, Any] | None = None) -> RunPlan:
     from peerbench.registry import registries
 
     regs = registries()
@@ -119,6 +121,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     dataset_entry = regs.datasets.get(task_obj.dataset.name)
     dataset = dataset_entry.value(data_dir)
     raw_args = task_obj.dataset.args()
+    if "base_dir" in getattr(dataset, "Args").model_fields and task_obj.source:
+        raw_args.setdefault("base_dir", str(Path(task_obj.source).parent))  # relative paths start at the task file
     if split:
         raw_args["splits"] = list(split)
     if ids:
@@ -130,6 +134,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
                       "generation": generation_config.to_dict()}
     if samples > 1:
         identity_parts["samples_per_paper"] = samples
+    if probe:
+        identity_parts["probe"] = probe
     identity = stable_hash(identity_parts)[:10]
     from peerbench import __version__
 
@@ -149,6 +155,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         "max_model_len": task_obj.max_model_len,
         "samples_per_paper": samples,
         "store_prompts": store_prompts,
+        "probe": probe,
         "limit": limit,
         "metrics": metric_names,
         "python": platform.python_version(),
@@ -156,7 +163,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     }
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
-    return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples)
+    return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,
+                   paper_transform)
 
 
 def build_sample(paper: Paper, golds: dict[str, bool | None], prompt_hash: str,
@@ -320,6 +328,8 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
     papers = plan.dataset.load(plan.dataset_args, progress=progress)
     if plan.limit is not None:
         papers = papers[: plan.limit]
+    if plan.paper_transform is not None:
+        papers = [plan.paper_transform(paper) for paper in papers]
     if not papers:
         raise ConfigError(f"task {plan.task.task!r}: the selection holds no papers")
     with RunDir(plan.run_dir) as run_dir:

@@ -155,3 +155,25 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
             lines.append(f"  ... and {len(pair['disagreements']) - max_disagreements} more (--json for all)")
         parts.append(Text("\n".join(lines)))
     return Group(*parts)
+
+
+def _pct(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" + (f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "")
+
+
+def render_probes(report: dict[str, Any]) -> Table:
+    table = Table(title=f"{report['task']} · {report['backend']}:{report['model']} · robustness probes",
+                  caption="flip = share of clean rejections that became acceptances; changed = share of papers "
+                          "whose decision changed; 95% bootstrap intervals", title_justify="left")
+    for column in ("arm", "kind", "n", "clean rejected", "flip REJECT→ACCEPT", "changed", "P(accept) shift"):
+        table.add_column(column, justify="left" if column in ("arm", "kind") else "right", no_wrap=column == "arm")
+    for name, arm in report["arms"].items():
+        shift = arm["p_accept_shift"]
+        ci = arm["p_accept_shift_ci"]
+        table.add_row(name, arm["kind"], str(arm["n"]), str(arm["clean_rejected"]),
+                      _pct(arm["flip_reject_to_accept"], arm["flip_reject_to_accept_ci"]),
+                      _pct(arm["decision_changed"], arm["decision_changed_ci"]),
+                      "—" if shift is None else f"{shift:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
+    return table

@@ -21,6 +21,18 @@ OPTION_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "lora"
                 "location": "--location", "thinking_budget": "--thinking-budget"}
 
 
+def redact(value: Any) -> Any:
+    """Drop every mapping key that looks secret, at any depth (``-o extra_body='{"api_key": ...}'`` too).
+
+    ``*_env`` keys hold the name of a variable, not its value, and are kept."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()
+                if k.lower().endswith("_env") or not any(w in k.lower() for w in SECRET_WORDS)}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 class BackendOptions(BaseModel):
     """Backend options; unknown names are refused before any work starts."""
 
@@ -93,9 +105,7 @@ class Backend(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Settings for config.json and the cache key, with anything secret-looking removed."""
-        options = self.options.model_dump(mode="json")
-        return {"backend": self.name, "model": self.model,
-                "options": {k: v for k, v in options.items() if not any(w in k.lower() for w in SECRET_WORDS)}}
+        return {"backend": self.name, "model": self.model, "options": redact(self.options.model_dump(mode="json"))}
 
     def identity(self) -> dict[str, Any]:
         """What decides the completions: describe() less the operational options."""

@@ -42,9 +42,20 @@ def _require_train_libraries() -> None:
             raise MissingDependency(package, "train") from None
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return checkpoints[-1] if checkpoints else None
+def _latest_checkpoint(folder: Path, say=print) -> Path | None:
+    """The newest complete checkpoint. The Trainer writes trainer_state.json last, so a checkpoint
+    without a readable one was cut short by a crash: it is removed rather than resumed from."""
+    import shutil
+
+    complete = []
+    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            complete.append(checkpoint)
+        except (OSError, ValueError):
+            say(f"removing {checkpoint}: written only in part when training stopped")
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return complete[-1] if complete else None
 
 
 def train(workdir: Path, config: DistillConfig, *, say=print) -> dict[str, Any]:
@@ -96,7 +107,7 @@ def train(workdir: Path, config: DistillConfig, *, say=print) -> dict[str, Any]:
         dataloader_num_workers=0)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
                          processing_class=tokenizer, peft_config=peft_config)
-    resume = _latest_checkpoint(output_dir)
+    resume = _latest_checkpoint(output_dir, say)
     if resume is not None:
         say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
