@@ -206,6 +206,46 @@ def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
     _console().print(render_comparison(result))
 
 
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Sweep folder (default: peerbench-sweeps/<name>).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster: auto, ray://host:10001 (default: start one here).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Local executor: HTTP-backend runs at once.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Ray: retries of a run whose worker died (it resumes from its samples).")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Compare the runs of each task at the end.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def sweep_command(spec, out, executor, address, max_parallel, max_retries, compare, quiet, as_json) -> None:
+    """Run models x tasks from a sweep YAML; finished runs are skipped, each pair is a run directory."""
+    from peerbench.sweep import sweep
+    from peerbench.tables import render_sweep
+
+    summary = sweep(spec, out=out, executor=executor, address=address, max_parallel=max_parallel,
+                    max_retries=max_retries, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    console = _console()
+    console.print(render_sweep(summary))
+    if compare:
+        from peerbench.comparison import compare as compare_runs
+        from peerbench.tables import render_comparison
+
+        by_task: dict[str, list[str]] = {}
+        for run in summary["runs"]:
+            if not run.get("error"):
+                by_task.setdefault(run["task"], []).append(run["run_dir"])
+        for runs in by_task.values():
+            if len(runs) > 1:
+                console.print(render_comparison(compare_runs(runs, resamples=500)))
+
+
 @cli.command("validate-data")
 @click.argument("path", type=click.Path())
 @friendly_errors

@@ -177,3 +177,21 @@ def render_probes(report: dict[str, Any]) -> Table:
                       _pct(arm["decision_changed"], arm["decision_changed_ci"]),
                       "—" if shift is None else f"{shift:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
     return table
+
+
+def render_sweep(summary: dict[str, Any]) -> Group:
+    table = Table(title=f"sweep {summary['name']} · {summary['executor']} executor · {summary['wall_s']:.1f} s",
+                  title_justify="left")
+    for column in ("run", "status", "n", "f1", "accuracy", "balanced_accuracy", "mcc", "auroc"):
+        table.add_column(column, justify="left" if column in ("run", "status") else "right",
+                         no_wrap=column in ("run", "status"))
+    failures = []
+    for run in summary["runs"]:
+        metrics = run.get("metrics") or {}
+        status = "failed" if run.get("error") else ("skipped" if run.get("skipped") else "done")
+        if run.get("error"):
+            failures.append(f"{run['name']} failed: {run['error']}")
+        table.add_row(run["name"], status, str(run.get("n") or "—"),
+                      *(_fmt(metrics.get(m)) for m in ("f1", "accuracy", "balanced_accuracy", "mcc", "auroc")))
+    caption = Text("skipped = finished in an earlier call; " + f"results in {summary['sweep_dir']}")
+    return Group(table, caption, *(Text(line) for line in failures))

@@ -31,6 +31,8 @@ class VLLMOptions(BackendOptions):
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
     data_parallel_size: int = Field(1, ge=1)
+    distributed_executor_backend: str | None = Field(None, pattern="^(ray|mp|uni|external_launcher)$",
+                                                     description="ray for multi-node (see docs/scale.md)")
     lora: str | None = Field(None, description="a LoRA adapter folder")
     max_lora_rank: int = Field(64, ge=1)
     top_logprobs: int = Field(5, ge=1, le=20)
@@ -84,6 +86,8 @@ class VLLMBackend(Backend):
             kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
         if opts.data_parallel_size > 1:
             kwargs["data_parallel_size"] = opts.data_parallel_size
+        if opts.distributed_executor_backend:
+            kwargs["distributed_executor_backend"] = opts.distributed_executor_backend
         if opts.lora:
             kwargs.update(enable_lora=True, max_lora_rank=opts.max_lora_rank)
             from vllm.lora.request import LoRARequest

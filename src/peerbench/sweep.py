@@ -1,0 +1,215 @@
+"""`peerbench sweep`: models x tasks (x seeds), each pair one ordinary run directory.
+
+peerbench grows no scheduler of its own. ``--executor local`` runs the runs in this process (one
+after another, or a few at a time for HTTP backends); ``--executor ray`` makes each run a Ray task
+with its resource needs (GPUs for vllm/hf, none for HTTP backends and baselines) on a local or
+remote Ray cluster. Either way a run writes to the sweep folder as it goes, so a run whose worker
+dies is retried and resumes from its samples.jsonl, and a finished run is skipped on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from peerbench.errors import ConfigError
+
+DONE_FILE = "done.json"
+HTTP_BACKENDS = frozenset({"openai", "vertex", "gemini", "replay", "baseline"})
+SUMMARY_METRICS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "auroc")
+
+
+class SweepModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    backend: str
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    generation: dict[str, Any] = Field(default_factory=dict)
+    samples: int = Field(1, ge=1)
+    gpus: float | None = Field(None, ge=0, description="GPUs per run on Ray (default: from the backend)")
+
+    def label(self) -> str:
+        return self.name or f"{self.backend}-{Path(self.model).name if self.model else 'default'}"
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "sweep"
+    models: list[SweepModel] = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)
+    seeds: list[int | None] = Field(default_factory=lambda: [None])
+    data_dir: str | None = None
+    limit: int | None = Field(None, ge=1)
+    max_model_len: int | None = None
+    include_paths: list[str] = Field(default_factory=list)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the sweep file ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping with 'models' and 'tasks'")
+    try:
+        return SweepSpec(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{path}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}") from None
+
+
+def run_entries(spec: SweepSpec, root: Path) -> list[dict[str, Any]]:
+    """One entry per (model, task, seed): everything a worker needs to do the run, as plain data."""
+    labels = [m.label() for m in spec.models]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("sweep models need distinct names (give each a 'name')")
+    entries = []
+    for model in spec.models:
+        for task in spec.tasks:
+            for seed in spec.seeds:
+                name = f"{task}__{model.label()}" + (f"__seed{seed}" if seed is not None else "")
+                generation = {**model.generation, **({"seed": seed} if seed is not None else {})}
+                entries.append({"name": name, "task": task, "backend": model.backend, "model": model.model,
+                                "options": model.options, "generation": generation, "samples": model.samples,
+                                "gpus": model.gpus, "out": str(root / name), "data_dir": spec.data_dir,
+                                "limit": spec.limit, "max_model_len": spec.max_model_len,
+                                "include_paths": [str(Path(p).resolve()) for p in spec.include_paths]})
+    return entries
+
+
+def is_done(entry: dict[str, Any]) -> bool:
+    return (Path(entry["out"]) / DONE_FILE).is_file()
+
+
+def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, Any]:
+    """Do (or resume) one run and mark it done; returns its summary. Runs in a worker on Ray."""
+    import os
+
+    from peerbench.runner import execute, plan_run
+
+    Path(entry["out"]).mkdir(parents=True, exist_ok=True)
+    (Path(entry["out"]) / "worker.pid").write_text(str(os.getpid()))
+    plan = plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
+                    out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
+                    max_model_len=entry["max_model_len"], include_paths=entry["include_paths"],
+                    generation=entry["generation"] or None, samples=entry["samples"])
+    result = execute(plan, progress=progress, resamples=200)
+    summary = summarize(entry, result.metrics)
+    (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def summarize(entry: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    rule = metrics["primary_label_rule"]
+    overall = (metrics["label_rules"].get(rule) or {}).get("overall") or {}
+    values = {k: v["value"] for k, v in (overall.get("metrics") or {}).items() if k in SUMMARY_METRICS}
+    return {"name": entry["name"], "task": entry["task"], "backend": entry["backend"], "model": entry["model"],
+            "run_dir": entry["out"], "label_rule": rule, "n": overall.get("n"), "n_failed": metrics.get("n_failed"),
+            "metrics": values}
+
+
+def default_gpus(entry: dict[str, Any]) -> float:
+    if entry["gpus"] is not None:
+        return float(entry["gpus"])
+    if entry["backend"] == "vllm":
+        opts = entry["options"]
+        return float(opts.get("tensor_parallel_size", 1) * opts.get("pipeline_parallel_size", 1)
+                     * opts.get("data_parallel_size", 1))
+    return 1.0 if entry["backend"] == "hf" else 0.0
+
+
+def run_local(entries: list[dict[str, Any]], *, max_parallel: int, on_done: Callable[[dict], None]) -> None:
+    def one(entry: dict[str, Any]) -> None:
+        try:
+            on_done(execute_entry(entry))
+        except Exception as exc:  # one failed run must not stop the sweep
+            on_done({"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
+                     "error": " ".join(str(exc).split())[:300]})
+
+    # Only runs that wait on HTTP gain from overlapping; in-process models run one at a time.
+    parallel = [e for e in entries if e["backend"] in HTTP_BACKENDS]
+    serial = [e for e in entries if e["backend"] not in HTTP_BACKENDS]
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        list(pool.map(one, parallel))
+    for entry in serial:
+        one(entry)
+
+
+def run_ray(entries: list[dict[str, Any]], *, address: str | None, max_retries: int,
+            on_done: Callable[[dict], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'peerbench[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    remote = ray.remote(execute_entry)
+    pending = {}
+    for entry in entries:
+        gpus = default_gpus(entry)
+        if gpus and not cluster_gpus:
+            gpus = 0.0  # a CPU-only cluster still runs hf on CPU; vLLM's own check says if it cannot
+        ref = remote.options(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=False,
+                             name=entry["name"]).remote(entry)
+        pending[ref] = entry
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        entry = pending.pop(done[0])
+        try:
+            on_done(ray.get(done[0]))
+        except Exception as exc:  # the run failed even after its retries
+            on_done({"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
+                     "error": " ".join(str(exc).split())[:300]})
+
+
+def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str = "local",
+          address: str | None = None, max_parallel: int = 4, max_retries: int = 3,
+          progress: bool = True) -> dict[str, Any]:
+    """Run every (model, task, seed) of the sweep file that is not done yet; returns the summary."""
+    from peerbench.progress import progress_bar
+
+    spec = load_spec(spec_path)
+    root = Path(out) if out is not None else Path("peerbench-sweeps") / spec.name
+    root.mkdir(parents=True, exist_ok=True)
+    entries = run_entries(spec, root)
+    for entry in entries:  # validate every run before starting any
+        from peerbench.runner import plan_run
+
+        plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
+                 out=entry["out"], data_dir=entry["data_dir"], include_paths=entry["include_paths"])
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for entry in entries:
+        if is_done(entry):
+            results[entry["name"]] = {**json.loads((Path(entry["out"]) / DONE_FILE).read_text()), "skipped": True}
+        else:
+            todo.append(entry)
+    started = time.perf_counter()
+    with progress_bar(f"sweep {spec.name} ({executor})", total=len(entries), enabled=progress, unit="runs") as advance:
+        advance(len(entries) - len(todo))
+
+        def on_done(summary: dict[str, Any]) -> None:
+            results[summary["name"]] = summary
+            advance(1)
+
+        if executor == "ray":
+            run_ray(todo, address=address, max_retries=max_retries, on_done=on_done)
+        elif executor == "local":
+            run_local(todo, max_parallel=max_parallel, on_done=on_done)
+        else:
+            raise ConfigError(f"--executor {executor}: choose local or ray")
+    summary = {"name": spec.name, "executor": executor, "sweep_dir": str(root),
+               "wall_s": round(time.perf_counter() - started, 3),
+               "runs": [results[e["name"]] for e in entries]}
+    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    return summary

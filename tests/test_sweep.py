@@ -1,0 +1,79 @@
+"""`peerbench sweep`: local executor, and a real local Ray cluster with a worker killed mid-run."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import yaml
+from conftest import cli_env, run_cli
+from openai_server import OpenAIChatServer
+
+from peerbench.errors import ConfigError
+from peerbench.sweep import sweep
+
+
+def write_spec(path, data_dir, server=None, **extra):
+    models = [{"name": "accept", "backend": "baseline", "model": "always-accept"},
+              {"name": "tfidf", "backend": "baseline", "model": "tfidf-lr"}]
+    if server is not None:
+        models[1] = {"name": "scripted", "backend": "openai", "model": server.model,
+                     "options": {"base_url": server.base_url, "retry_backoff": 0.01}}
+    path.write_text(yaml.safe_dump({"name": "t", "models": models, "tasks": ["peerread95", "peerread-iclr2017"],
+                                    "data_dir": str(data_dir), **extra}))
+    return path
+
+
+def samples_once(run_dir, expected):
+    ids = [json.loads(line)["id"] for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    return len(ids) == len(set(ids)) == expected
+
+
+def test_local_sweep_skips_finished_runs_and_compares(peerread_root, tmp_path, isolated_home):
+    spec = write_spec(tmp_path / "sweep.yaml", peerread_root)
+    first = sweep(spec, out=tmp_path / "s", progress=False)
+    assert [r["name"] for r in first["runs"]] == ["peerread95__accept", "peerread-iclr2017__accept",
+                                                 "peerread95__tfidf", "peerread-iclr2017__tfidf"]
+    assert all(not r.get("skipped") for r in first["runs"]) and first["runs"][0]["metrics"]["f1"] == pytest.approx(
+        160 / 175)
+    again = run_cli(["sweep", str(spec), "--out", str(tmp_path / "s"), "-q"], cli_env(isolated_home))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count(" skipped ") == 4 and "McNemar exact" in again.stdout
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["executor"] == "local"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: []\ntasks: [peerread95]\n")
+    with pytest.raises(ConfigError, match="field 'models': List should have at least 1 item"):
+        sweep(bad, out=tmp_path / "b", progress=False)
+
+
+def test_ray_sweep_survives_a_killed_worker(peerread_root, tmp_path, isolated_home):
+    ray = pytest.importorskip("ray", reason="ray is part of the test install; without it this test cannot run")
+    with OpenAIChatServer(latency=0.4) as server:
+        spec = write_spec(tmp_path / "sweep.yaml", peerread_root, server)
+        outcome = {}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+        try:
+            thread = threading.Thread(target=lambda: outcome.update(sweep(spec, out=tmp_path / "s", executor="ray",
+                                                                          progress=False)))
+            thread.start()
+            victim = tmp_path / "s" / "peerread95__scripted"
+            deadline = time.monotonic() + 240
+            while not ((victim / "samples.jsonl").is_file()
+                       and len((victim / "samples.jsonl").read_text().splitlines()) >= 16):
+                assert time.monotonic() < deadline and thread.is_alive(), "the run never got going"
+                time.sleep(0.05)
+            killed_pid = int((victim / "worker.pid").read_text())
+            os.kill(killed_pid, signal.SIGKILL)
+            thread.join(timeout=300)
+        finally:
+            ray.shutdown()
+    assert not thread.is_alive() and outcome, "the sweep did not finish"
+    runs = {r["name"]: r for r in outcome["runs"]}
+    assert all(not r.get("error") for r in runs.values()), runs
+    assert int((victim / "worker.pid").read_text()) != killed_pid  # a new worker resumed the run
+    expected = {"peerread95": 95, "peerread-iclr2017": 78}
+    for name, run in runs.items():
+        assert samples_once(tmp_path / "s" / name, expected[run["task"]]), name
+    assert runs["peerread95__scripted"]["n"] == 95
