@@ -8,7 +8,6 @@ dropped connection, a malformed JSON body, an empty choices list, 400 context-to
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import re
@@ -16,6 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+
+from local_http import LocalServer, QuietHandler
 
 _TITLE_RE = re.compile(r"^Title: (.*)$", re.MULTILINE)
 
@@ -27,7 +28,7 @@ def default_decision(title: str) -> float:
     return (sum(map(ord, title)) % 97 + 1) / 99
 
 
-class OpenAIChatServer:
+class OpenAIChatServer(LocalServer):
     def __init__(self, model: str = "tiny-reviewer", *, port: int = 0, latency: float = 0.0, api_key: str | None = None,
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
@@ -49,34 +50,27 @@ class OpenAIChatServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._release = threading.Event()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 server.hits["GET " + self.path] += 1
                 if not self._authorised():
                     return
                 if self.path == "/stats":  # for benchmarks: what the server saw
                     times = sorted(t for ts in server.arrivals.values() for t in ts)
-                    return self._json(200, {"chat_requests": len(times), "max_in_flight": server.max_in_flight,
+                    return self.send_json(200, {"chat_requests": len(times), "max_in_flight": server.max_in_flight,
                                             "span_s": (times[-1] - times[0] + server.latency) if times else 0.0})
                 if self.path == "/reset":
                     with server._lock:
                         server.arrivals.clear()
                         server.attempts.clear()
                         server.max_in_flight = 0
-                    return self._json(200, {})
+                    return self.send_json(200, {})
                 if self.path.rstrip("/") == "/v1/models":
-                    return self._json(200, {"object": "list", "data": [
+                    return self.send_json(200, {"object": "list", "data": [
                         {"id": server.model, "object": "model", "created": 0, "owned_by": "peerbench-tests"}]})
-                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -86,10 +80,10 @@ class OpenAIChatServer:
                     return
                 if self.path == "/tokenize" and server.tokenize:
                     text = "".join(m["content"] for m in body.get("messages", [])) or body.get("prompt", "")
-                    return self._json(200, {"count": len(text.split()) + 8, "max_model_len": server.max_model_len,
+                    return self.send_json(200, {"count": len(text.split()) + 8, "max_model_len": server.max_model_len,
                                             "tokens": []})
                 if self.path != "/v1/chat/completions":
-                    return self._json(404, {"error": {"message": f"no route {self.path}"}})
+                    return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
                 with server._lock:
                     server.bodies.append(body)
                     server.in_flight += 1
@@ -102,13 +96,13 @@ class OpenAIChatServer:
 
             def _authorised(self) -> bool:
                 if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
-                    self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                    self.send_json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
                     return False
                 return True
 
             def _chat(self, body: dict) -> None:
                 if body.get("model") != server.model:
-                    return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                    return self.send_json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
                 found = _TITLE_RE.search(user)
                 title = found.group(1) if found else user[:40]
@@ -120,11 +114,11 @@ class OpenAIChatServer:
                 if server.latency:
                     time.sleep(server.latency)
                 if fault == "429":
-                    return self._json(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "0.2"})
+                    return self.send_json(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "0.2"})
                 if fault == "500":
-                    return self._json(500, {"error": {"message": "internal error"}})
+                    return self.send_json(500, {"error": {"message": "internal error"}})
                 if fault == "hang":  # the client gives up first; nothing is sent
-                    server._release.wait(10.0)
+                    server.release.wait(10.0)
                     self.close_connection = True
                     return None
                 if fault == "drop":
@@ -132,36 +126,19 @@ class OpenAIChatServer:
                     self.connection.shutdown(2)
                     return None
                 if fault == "malformed":
-                    return self._raw(200, b'{"id": "x", "choices": [', "application/json")
+                    return self.send_body(200, b'{"id": "x", "choices": [', "application/json")
                 if fault == "empty":
-                    return self._json(200, {"id": "x", "object": "chat.completion", "created": 0,
+                    return self.send_json(200, {"id": "x", "object": "chat.completion", "created": 0,
                                             "model": server.model, "choices": []})
                 if fault == "400":
-                    return self._json(400, {"error": {"message": "This model's maximum context length is 12288 tokens"
+                    return self.send_json(400, {"error": {"message": "This model's maximum context length is 12288 tokens"
                                                       ". However, you requested 13000 tokens."}})
                 if fault == "401":
-                    return self._json(401, {"error": {"message": "Incorrect API key provided"}})
-                self._json(200, server.completion(title, body))
+                    return self.send_json(401, {"error": {"message": "Incorrect API key provided"}})
+                self.send_json(200, server.completion(title, body))
 
-            def _json(self, status, payload, headers=None):
-                self._raw(status, json.dumps(payload).encode(), "application/json", headers)
-
-            def _raw(self, status, data, content_type, headers=None):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        class Server(http.server.ThreadingHTTPServer):
-            request_queue_size = 256  # a client opening 16+ connections at once must not overflow the backlog
-
-        self._httpd = Server(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(Handler, port)
+        self.base_url = self.root_url + "/v1"
 
     def completion(self, title: str, body: dict) -> dict:
         p = self.p_accept(title)
@@ -195,14 +172,6 @@ class OpenAIChatServer:
                 "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
                                                "total_tokens": prompt_tokens + len(pieces)}}
 
-    def __enter__(self) -> OpenAIChatServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
 
 def main() -> None:

@@ -5,12 +5,13 @@ on chosen requests, and a set of PDFs that fail every time (to interrupt a pull)
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import threading
 from collections import Counter
 from urllib.parse import parse_qs, urlparse
+
+from local_http import LocalServer, QuietHandler
 
 VENUE = "ICLR.cc/2020/Conference"
 
@@ -60,7 +61,7 @@ def submission(number: int) -> dict:
             "writers": [VENUE], "signatures": [VENUE], "cdate": 0, "tcdate": 0, "tmdate": 0}
 
 
-class OpenReviewServer:
+class OpenReviewServer(LocalServer):
     def __init__(self, n_papers: int = 13):
         self.notes = [submission(i + 1) for i in range(n_papers)]
         self.pdfs = {n["id"]: make_pdf(n["content"]["title"], n["number"]) for n in self.notes}
@@ -71,13 +72,7 @@ class OpenReviewServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -87,48 +82,26 @@ class OpenReviewServer:
                     pending = server.faults.get(key)
                     status = pending.pop(0) if pending else None
                 if status:
-                    return self._send(status, b'{"name": "Error", "message": "try again"}', "application/json",
+                    return self.send_body(status, b'{"name": "Error", "message": "try again"}', "application/json",
                                       {"Retry-After": "0"})
                 if url.path == "/notes":
                     if query.get("invitation") != f"{VENUE}/-/Blind_Submission":
-                        return self._send(200, json.dumps({"notes": [], "count": 0}).encode(), "application/json")
+                        return self.send_body(200, json.dumps({"notes": [], "count": 0}).encode(), "application/json")
                     offset, limit = int(query.get("offset", 0)), int(query.get("limit", 1000))
                     notes = server.notes[offset:offset + limit]
                     if query.get("details") != "directReplies":
                         notes = [{k: v for k, v in n.items() if k != "details"} for n in notes]
                     body = json.dumps({"notes": notes, "count": len(server.notes)}).encode()
-                    return self._send(200, body, "application/json")
+                    return self.send_body(200, body, "application/json")
                 if url.path == "/pdf":
                     note_id = query.get("id", "")
                     if note_id in server.broken_pdfs:  # refused (not retried by the client): the pull stops
-                        return self._send(403, b'{"name": "ForbiddenError", "message": "forbidden"}',
+                        return self.send_body(403, b'{"name": "ForbiddenError", "message": "forbidden"}',
                                           "application/json")
                     if note_id not in server.pdfs or note_id in server.missing_pdfs:
-                        return self._send(404, b'{"name": "NotFoundError", "message": "not found"}', "application/json")
-                    return self._send(200, server.pdfs[note_id], "application/pdf")
-                self._send(404, b'{"message": "no route"}', "application/json")
+                        return self.send_body(404, b'{"name": "NotFoundError", "message": "not found"}', "application/json")
+                    return self.send_body(200, server.pdfs[note_id], "application/pdf")
+                self.send_body(404, b'{"message": "no route"}', "application/json")
 
-            def _send(self, status, body, content_type, headers=None):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        class Server(http.server.ThreadingHTTPServer):
-            request_queue_size = 64
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
+        self.url = self.root_url

@@ -6,7 +6,6 @@ prompt with no candidates, an empty candidate list, a reply slower than the clie
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import threading
@@ -14,13 +13,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from local_http import LocalServer, QuietHandler
+
 _TITLE_RE = re.compile(r"^Title: (.*)$", re.MULTILINE)
 _VERTEX_RE = re.compile(r"^/v1beta1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+)"
                         r":generateContent$")
 _DEVELOPER_RE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):generateContent$")
 
 
-class GeminiServer:
+class GeminiServer(LocalServer):
     def __init__(self, *, token: str | None = None, api_key: str | None = None, model: str = "gemini-test",
                  script: Callable[[str, int], str | None] | None = None):
         self.token, self.api_key, self.model, self.script = token, api_key, model, script
@@ -29,16 +30,9 @@ class GeminiServer:
         self.attempts: Counter[str] = Counter()
         self.arrivals: dict[str, list[float]] = {}
         self._lock = threading.Lock()
-        self._release = threading.Event()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -70,51 +64,27 @@ class GeminiServer:
                 if fault == "503":
                     return self._error(503, "UNAVAILABLE", "The service is currently unavailable.")
                 if fault == "slow":
-                    server._release.wait(10.0)
+                    server.release.wait(10.0)
                     self.close_connection = True
                     return None
                 usage = {"promptTokenCount": len(text.split()), "candidatesTokenCount": 9, "thoughtsTokenCount": 40,
                          "totalTokenCount": len(text.split()) + 49}
                 if fault == "blocked":
-                    return self._json(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage})
+                    return self.send_json(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage})
                 if fault == "safety":
-                    return self._json(200, {"candidates": [{"finishReason": "SAFETY", "safetyRatings": [
+                    return self.send_json(200, {"candidates": [{"finishReason": "SAFETY", "safetyRatings": [
                         {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}],
                         "usageMetadata": usage})
                 if fault == "empty":
-                    return self._json(200, {"candidates": [], "usageMetadata": usage})
+                    return self.send_json(200, {"candidates": [], "usageMetadata": usage})
                 verdict = "ACCEPTANCE" if sum(map(ord, title)) % 3 else "REJECTION"
                 review = f"## Summary\nA scripted teacher review of {title}.\n\nI recommend this paper for {verdict}."
-                self._json(200, {"candidates": [{"content": {"role": "model", "parts": [
+                self.send_json(200, {"candidates": [{"content": {"role": "model", "parts": [
                     {"text": "Thinking about it...", "thought": True}, {"text": review}]}, "finishReason": "STOP"}],
                     "usageMetadata": usage, "modelVersion": server.model})
 
             def _error(self, code, status, message, headers=None):
-                self._json(code, {"error": {"code": code, "message": message, "status": status}}, headers)
+                self.send_json(code, {"error": {"code": code, "message": message, "status": status}}, headers)
 
-            def _json(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        class Server(http.server.ThreadingHTTPServer):
-            request_queue_size = 256
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> GeminiServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
+        self.base_url = self.root_url

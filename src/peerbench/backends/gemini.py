@@ -21,7 +21,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.errors import BackendError, ConfigError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.records import ChatRequest, Completion
-from peerbench.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
+from peerbench.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json").expanduser()
@@ -105,41 +105,33 @@ class GeminiBackend(Backend):
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
 
     async def _complete(self, request: ChatRequest) -> Completion:
-        from google.genai import errors
-
-        opts = self.options
-        attempts = opts.max_retries + 1
         contents = [{"role": "user" if m["role"] == "user" else "model", "parts": [{"text": m["content"]}]}
                     for m in request.messages if m["role"] != "system"]
-        problem = ""
-        for attempt in range(attempts):
-            wait = backoff_delay(attempt, opts.retry_backoff)
-            try:
-                response = await self._client.aio.models.generate_content(model=self.model, contents=contents,
-                                                                          config=self._config(request))
-                completion = self._to_completion(response)
-                completion.extra["attempts"] = attempt + 1
-                return completion
-            except errors.APIError as exc:
-                problem = f"HTTP {exc.code} {exc.status or ''}: {_short(exc.message)}".replace("  ", " ")
-                if exc.code in (401, 403):
-                    raise BackendError(f"{self.name}: the request was refused ({problem}); {self.login_hint()}") \
-                        from None
-                if exc.code == 404:
-                    raise BackendError(f"{self.name}: model {self.model!r} was not found ({problem})") from None
-                if exc.code not in RETRY_STATUS:
-                    return Completion(error=problem, extra={"attempts": attempt + 1})
-                retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
-                wait = wait if retry_after is None else retry_after
-            except (asyncio.TimeoutError, TimeoutError) as exc:
-                problem = f"no reply within {opts.timeout:g} s ({type(exc).__name__})"
-            except Exception as exc:  # transport errors differ between the SDK's httpx and aiohttp paths
-                if not _is_transport_error(exc):
-                    raise
-                problem = f"connection failed: {type(exc).__name__} {_short(exc)}".strip()
-            if attempt < attempts - 1:
-                await asyncio.sleep(wait)
-        return Completion(error=f"{problem} (gave up after {attempts} tries)", extra={"attempts": attempts})
+
+        async def call() -> Completion:
+            response = await self._client.aio.models.generate_content(model=self.model, contents=contents,
+                                                                      config=self._config(request))
+            return self._to_completion(response)
+
+        return await complete_with_retries(call, self._judge, max_retries=self.options.max_retries,
+                                           backoff=self.options.retry_backoff)
+
+    def _judge(self, exc: Exception) -> Failure:
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            problem = f"HTTP {exc.code} {exc.status or ''}: {_short(exc.message)}".replace("  ", " ")
+            if exc.code in (401, 403):
+                raise BackendError(f"{self.name}: the request was refused ({problem}); {self.login_hint()}") from None
+            if exc.code == 404:
+                raise BackendError(f"{self.name}: model {self.model!r} was not found ({problem})") from None
+            headers = getattr(getattr(exc, "response", None), "headers", None)
+            return Failure(problem, exc.code in RETRY_STATUS, retry_after_seconds(headers))
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return Failure(f"no reply within {self.options.timeout:g} s ({type(exc).__name__})", True)
+        if _is_transport_error(exc):  # transport errors differ between the SDK's httpx and aiohttp paths
+            return Failure(f"connection failed: {type(exc).__name__} {_short(exc)}".strip(), True)
+        raise exc
 
     def _to_completion(self, response: Any) -> Completion:
         usage = getattr(response, "usage_metadata", None)

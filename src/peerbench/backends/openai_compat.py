@@ -21,7 +21,7 @@ from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.logprobs import TokenLogprob, decision_probability
 from peerbench.records import ChatRequest, Completion
-from peerbench.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
+from peerbench.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300
@@ -166,43 +166,38 @@ class OpenAIBackend(Backend):
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
 
     async def _complete(self, request: ChatRequest) -> Completion:
+        logprobs = self.options.logprobs and request.logprobs
+
+        async def call() -> Completion:
+            response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                               cast_to=self._completion_type)
+            return self._to_completion(response)
+
+        return await complete_with_retries(call, self._judge, max_retries=self.options.max_retries,
+                                           backoff=self.options.retry_backoff)
+
+    def _judge(self, exc: Exception) -> Failure:
         import openai
 
         opts = self.options
-        attempts = opts.max_retries + 1
-        logprobs = opts.logprobs and request.logprobs
-        problem = ""
-        for attempt in range(attempts):
-            wait = backoff_delay(attempt, opts.retry_backoff)
-            try:
-                response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
-                                                   cast_to=self._completion_type)
-                completion = self._to_completion(response)
-                completion.extra["attempts"] = attempt + 1
-                return completion
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise BackendError(auth_refused(opts.base_url, exc.status_code, _status_message(exc),
-                                                opts.api_key_env)) from None
-            except openai.NotFoundError as exc:
-                raise BackendError(f"HTTP 404 from {opts.base_url}/chat/completions for model {self.model!r}: "
-                                   f"{_short(_status_message(exc), self.api_key)}; check --base-url (it usually "
-                                   "ends in /v1) and --model (peerbench serve-check lists the served models)") from None
-            except openai.APIStatusError as exc:
-                problem = f"HTTP {exc.status_code}: {_short(_status_message(exc), self.api_key)}"
-                if exc.status_code not in RETRY_STATUS:
-                    return Completion(error=problem, extra={"attempts": attempt + 1})
-                retry_after = retry_after_seconds(exc.response.headers)
-                wait = wait if retry_after is None else retry_after
-            except openai.APITimeoutError:
-                problem = f"no reply within {opts.timeout:g} s"
-            except openai.APIConnectionError as exc:
-                cause = exc.__cause__ or exc
-                problem = f"connection failed: {_short(cause, self.api_key) or type(cause).__name__}"
-            except (_Malformed, ValueError) as exc:
-                problem = f"malformed reply: {_short(exc, self.api_key)}"
-            if attempt < attempts - 1:
-                await asyncio.sleep(wait)
-        return Completion(error=f"{problem} (gave up after {attempts} tries)", extra={"attempts": attempts})
+        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            raise BackendError(auth_refused(opts.base_url, exc.status_code, _status_message(exc),
+                                            opts.api_key_env)) from None
+        if isinstance(exc, openai.NotFoundError):
+            raise BackendError(f"HTTP 404 from {opts.base_url}/chat/completions for model {self.model!r}: "
+                               f"{_short(_status_message(exc), self.api_key)}; check --base-url (it usually "
+                               "ends in /v1) and --model (peerbench serve-check lists the served models)") from None
+        if isinstance(exc, openai.APIStatusError):
+            return Failure(f"HTTP {exc.status_code}: {_short(_status_message(exc), self.api_key)}",
+                           exc.status_code in RETRY_STATUS, retry_after_seconds(exc.response.headers))
+        if isinstance(exc, openai.APITimeoutError):
+            return Failure(f"no reply within {opts.timeout:g} s", True)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return Failure(f"connection failed: {_short(cause, self.api_key) or type(cause).__name__}", True)
+        if isinstance(exc, (_Malformed, ValueError)):
+            return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
+        raise exc
 
     def _to_completion(self, response: Any) -> Completion:
         choices = getattr(response, "choices", None)
@@ -242,6 +237,26 @@ def auth_refused(base_url: str, status: int, message: str, api_key_env: str) -> 
             f"${api_key_env}, which {present} (use --api-key-env NAME for another variable)")
 
 
+def server_error(exc: Exception, base_url: str, api_key_env: str, what: str, timeout_s: float,
+                 secret: str | None = None) -> BackendError | None:
+    """One line for a request that failed before any paper could be tried; None if not the server's doing."""
+    import openai
+
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return BackendError(auth_refused(base_url, exc.status_code, _status_message(exc), api_key_env))
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(f"{base_url}: no reply to {what} within {timeout_s:g} s; is the server still loading?")
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc)}); is the server running? "
+                            f"Check with: peerbench serve-check --base-url {base_url}")
+    if isinstance(exc, openai.APIStatusError):
+        return BackendError(f"{base_url}: {what} answered HTTP {exc.status_code}: "
+                            f"{_short(_status_message(exc), secret)}")
+    if isinstance(exc, ValueError):
+        return BackendError(f"{base_url}: {what}: malformed reply ({_short(exc, secret)})")
+    return None
+
+
 async def served_models(client: Any, base_url: str, api_key_env: str) -> list[str] | None:
     """The model ids the server lists, or None when it has no /models route."""
     import openai
@@ -250,18 +265,11 @@ async def served_models(client: Any, base_url: str, api_key_env: str) -> list[st
         page = await client.with_options(timeout=30.0).models.list()
     except openai.NotFoundError:
         return None
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise BackendError(auth_refused(base_url, exc.status_code, _status_message(exc), api_key_env)) from None
-    except openai.APITimeoutError:
-        raise BackendError(f"{base_url} did not answer GET /models within 30 s; is the server still loading?") from None
-    except openai.APIConnectionError as exc:
-        raise BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc)}); is the server running? "
-                           f"Check with: peerbench serve-check --base-url {base_url}") from None
-    except openai.APIStatusError as exc:
-        raise BackendError(f"GET {base_url}/models answered HTTP {exc.status_code}: "
-                           f"{_short(_status_message(exc))}") from None
-    except ValueError as exc:
-        raise BackendError(f"GET {base_url}/models: malformed reply ({_short(exc)})") from None
+    except Exception as exc:  # explained in one line, or not ours to explain
+        error = server_error(exc, base_url, api_key_env, "GET /models", 30.0)
+        if error is None:
+            raise
+        raise error from None
     return sorted(str(m.id) for m in getattr(page, "data", []) or [])
 
 

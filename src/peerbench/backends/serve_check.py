@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from peerbench.backends.openai_compat import (_short, _status_message, auth_refused, check_context, server_root,
-                                              served_models)
+from peerbench.backends.openai_compat import check_context, server_error, server_root, served_models
 from peerbench.backends.token_counting import server_counter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.task import Task
@@ -65,15 +64,10 @@ async def check_server(base_url: str, model: str | None, api_key_env: str = "OPE
                      f"logprobs {'returned (P(accept) available)' if logprobs else 'not returned (no P(accept))'}")
         lines.append(f"ok: peerbench run --backend openai --base-url {base_url} --model {model}")
         return lines
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise BackendError(auth_refused(base_url, exc.status_code, _status_message(exc), api_key_env)) from None
-    except openai.APITimeoutError:
-        raise BackendError(f"{base_url}: no reply to a test chat completion within 60 s") from None
-    except openai.APIConnectionError as exc:
-        raise BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc)}); is the server running?") \
-            from None
-    except openai.APIStatusError as exc:
-        raise BackendError(f"{base_url}: a test chat completion for {model!r} failed with HTTP {exc.status_code}: "
-                           f"{_short(_status_message(exc), api_key)}") from None
+    except openai.OpenAIError as exc:
+        error = server_error(exc, base_url, api_key_env, f"a test chat completion for {model!r}", 60.0, api_key)
+        if error is None:
+            raise
+        raise error from None
     finally:
         await client.close()

@@ -8,8 +8,20 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from peerbench.errors import ConfigError
+from peerbench.errors import ConfigError, DataError
 from peerbench.records import Paper
+
+
+def select_ids(papers: list[Paper], ids: list[str] | None, where: str) -> list[Paper]:
+    """The papers whose id --ids names (all when it names none); an id not found is an error."""
+    if ids is None:
+        return papers
+    wanted = set(ids)
+    chosen = [p for p in papers if p.id in wanted]
+    missing = wanted - {p.id for p in chosen}
+    if missing:
+        raise DataError(f"--ids: no such paper in {where}: {', '.join(sorted(missing))}")
+    return chosen
 
 
 class Dataset(ABC):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from peerbench.datasets import Dataset
+from peerbench.datasets import Dataset, select_ids
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper, Section
@@ -130,13 +130,7 @@ class JsonlDataset(Dataset):
                                 f"{paper.venue}{'/' + paper.split if paper.split else ''}")
             seen.add(paper.key)
             papers.append(paper)
-        if args.ids is not None:
-            wanted = set(args.ids)
-            papers = [p for p in papers if p.id in wanted]
-            missing = wanted - {p.id for p in papers}
-            if missing:
-                raise DataError(f"--ids: no such paper in {path}: {', '.join(sorted(missing))}")
-        return papers
+        return select_ids(papers, args.ids, str(path))
 
 
 @hookimpl

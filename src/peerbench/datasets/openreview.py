@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerbench.datasets import Dataset
+from peerbench.datasets import Dataset, select_ids
 from peerbench.errors import DataError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper
@@ -228,11 +228,7 @@ class OpenReview(Dataset):
                         meta={"decision": decision, "number": note.get("number"), "forum": note.get("forum")}))
             counts["papers"] = len(kept) - counts["no pdf"]
             self.counts[venue] = counts
-        if wanted is not None:
-            missing = wanted - {p.id for p in papers}
-            if missing:
-                raise DataError(f"--ids: no such usable paper in {', '.join(args.venues)}: {', '.join(sorted(missing))}")
-        return papers
+        return select_ids(papers, args.ids, f"the usable papers of {', '.join(args.venues)}")
 
 
 @hookimpl
