@@ -87,6 +87,14 @@ def test_whole_pipeline_then_the_student_is_benchmarked(distill_site, peerread_r
     assert config["backend"] == "hf" and config["model"] == str((work / "merged").resolve())
     assert json.loads((run_dir / "metrics.json").read_text())["label_rules"]["recommendation>=4"]["overall"]["n"] == 3
 
+    with_adapter = subprocess.run([sys.executable, "-m", "peerbench.cli", "run", "--backend", "hf", "--model",
+                                   str(tiny_model_dir), "--lora", str(work / "adapter"), "--data-dir",
+                                   str(peerread_root), "--limit", "2", "--max-tokens", "8", "--max-model-len", "2048",
+                                   "-q", "--resamples", "10", "--out", str(tmp_path / "lora-run")], env=env,
+                                  capture_output=True, text=True, timeout=600)
+    assert with_adapter.returncode == 0, with_adapter.stderr[-3000:]
+    assert json.loads((tmp_path / "lora-run" / "config.json").read_text())["options"]["lora"] == str(work / "adapter")
+
     side_by_side = distill(["eval", "-w", str(work), "--backend", "hf", "--limit", "3", "--max-tokens", "8",
                             "--max-model-len", "2048", "--resamples", "50"], env)
     assert side_by_side.returncode == 0, side_by_side.stderr[-3000:]
