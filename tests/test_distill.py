@@ -30,6 +30,7 @@ def distill_env(home, site):
 
 def settings(server, peerread_root, tiny_model_dir, **extra):
     values = {"teacher_model": "gemini-test", "data_dir": str(peerread_root), "base_model": str(tiny_model_dir),
+              "pool_sources": json.dumps([{"dataset": "peerread", "venues": ["iclr_2017"], "splits": ["train"]}]),
               "teacher_options": json.dumps({"base_url": server.base_url, "project": "p", "access_token_env": "VTOKEN",
                                              "retry_backoff": 0.01}),
               "max_model_len": 1000, "teacher_max_tokens": 200, "max_length": 2048, "max_steps": 4, "save_steps": 2,
@@ -54,12 +55,13 @@ def test_whole_pipeline_then_the_student_is_benchmarked(distill_site, peerread_r
         assert again.returncode == 0, again.stderr[-3000:]
         assert sum(server.paths.values()) == teacher_requests  # a rerun redoes nothing
     out = done.stdout
-    assert "prompts: 14 papers from iclr_2017 train (asked for 434; that is all there is); none of the 95" in out
+    assert "prompts: 14 papers (peerread 14) (asked for 434; that is all there is); none of the 95" in out
     assert "training with TRL + PEFT (no CUDA GPU)" in out
     assert "filter: done" in again.stdout and "train: done" in again.stdout and "merge: done" in again.stdout
 
     pool = json.loads((work / "pool.json").read_text())
-    assert len(pool["ids"]) == 14 and all(k.startswith("iclr_2017/train/") for k in pool["keys"])
+    assert len(pool["keys"]) == 14 and all(k.startswith("iclr_2017/train/") for k in pool["keys"])
+    assert len((work / "pool.jsonl").read_text().splitlines()) == 14
     stats = json.loads((work / "filter.json").read_text())
     assert stats["train"] + stats["val"] == stats["kept"] == 14 and stats["val"] == 3
     rows = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
@@ -129,9 +131,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(distill_site, peerread
 def test_a_pool_that_overlaps_the_evaluation_task_fails_loudly(distill_site, peerread_root, tmp_path, isolated_home):
     env = distill_env(isolated_home, distill_site)
     done = distill(["prompts", "-w", str(tmp_path / "w"), "--set", f"data_dir={peerread_root}",
-                    "--set", "pool_splits=[train, test]"], env)
+                    "--set", "pool_sources=[{dataset: peerread, venues: [iclr_2017], splits: [train, test]}]"], env)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "prompt pool overlaps the evaluation task 'peerread95'" in done.stderr
+    assert "prompt pool overlaps the evaluation task 'peerread95'" in done.stderr and "change pool_sources" in done.stderr
 
 
 def test_settings_are_validated(distill_site, tmp_path, isolated_home):
@@ -150,3 +152,20 @@ def test_a_checkpoint_cut_short_is_not_resumed_from(distill_site, tmp_path, monk
     said = []
     assert _latest_checkpoint(tmp_path, said.append) == tmp_path / "checkpoint-2"
     assert not (tmp_path / "checkpoint-4").exists() and "written only in part" in said[0]
+
+
+def test_the_pool_can_draw_on_openreview(distill_site, peerread_root, tmp_path, isolated_home):
+    from openreview_server import VENUE, OpenReviewServer
+
+    with OpenReviewServer() as server:
+        env = {**distill_env(isolated_home, distill_site), "PEERBENCH_OPENREVIEW_URL": server.url,
+               "PEERBENCH_OPENREVIEW_MIN_INTERVAL": "0"}
+        sources = json.dumps([{"dataset": "peerread", "venues": ["iclr_2017"], "splits": ["train"]},
+                              {"dataset": "openreview", "venues": [VENUE]}])
+        done = distill(["prompts", "-w", str(tmp_path / "w"), "--set", f"data_dir={peerread_root}",
+                        "--set", f"pool_sources={sources}"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prompts: 25 papers (peerread 14; openreview 11)" in done.stdout
+    rows = [json.loads(line) for line in (tmp_path / "w" / "pool.jsonl").read_text().splitlines()]
+    assert {r["venue"] for r in rows} == {"iclr_2017", "iclr_2020"}
+    assert "DECISIONTEXT" not in json.dumps(rows) and "AUTHORCOMMENT" not in json.dumps(rows)

@@ -37,8 +37,9 @@ def run_stage(stage: str, workdir: Path, config, force: bool = False) -> None:
         if (workdir / POOL_FILE).is_file() and not force:
             return say(f"prompts: done ({workdir / POOL_FILE})")
         pool = build_pool(workdir, config)
-        note = "" if len(pool["ids"]) == pool["requested"] else f" (asked for {pool['requested']}; that is all there is)"
-        say(f"prompts: {len(pool['ids'])} papers from {', '.join(pool['venues'])} {', '.join(pool['splits'])}{note}; "
+        note = "" if len(pool["keys"]) == pool["requested"] else f" (asked for {pool['requested']}; that is all there is)"
+        sources = "; ".join(f"{json.loads(k)['dataset']} {n}" for k, n in pool["per_source"].items())
+        say(f"prompts: {len(pool['keys'])} papers ({sources}){note}; "
             f"none of the {pool['eval_papers_checked']} papers of {pool['eval_task']}")
     elif stage == "teacher":
         from peerbench_distill.teacher import run_teacher

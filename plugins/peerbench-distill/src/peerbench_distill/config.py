@@ -24,8 +24,11 @@ class DistillConfig(BaseModel):
     # prompts: the pool the teacher reviews
     eval_task: str = "peerread95"
     pool_size: int = Field(434, ge=1)
-    pool_venues: list[str] = ["iclr_2017"]
-    pool_splits: list[str] = ["train"]
+    # Each source is a registered dataset and its selection arguments.
+    pool_sources: list[dict[str, Any]] = Field(default_factory=lambda: [
+        {"dataset": "peerread", "venues": ["iclr_2017"], "splits": ["train"]},
+        {"dataset": "openreview", "venues": ["ICLR.cc/2019/Conference", "ICLR.cc/2020/Conference",
+                                             "ICLR.cc/2021/Conference"]}])
     pool_seed: int = 42
     data_dir: str | None = None
     max_model_len: int | None = Field(None, ge=256, description="context the pool's prompts are cut to; default: "

@@ -15,8 +15,8 @@ TEACHER_DIR = "teacher"
 def run_teacher(workdir: Path, config: DistillConfig, *, progress: bool = True) -> Any:
     import peerbench
 
-    pool = read_pool(workdir)
-    task = pool_task(config, pool["ids"])
+    read_pool(workdir)
+    task = pool_task(config, workdir)
     return peerbench.run(task, config.teacher_backend, config.teacher_model, out=workdir / TEACHER_DIR,
                          backend_options=dict(config.teacher_options), data_dir=config.data_dir,
                          generation={"temperature": config.teacher_temperature}, concurrency=config.teacher_concurrency,
