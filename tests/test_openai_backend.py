@@ -113,6 +113,8 @@ def test_retry_failed_requests_only_the_failed_papers_again(peerread_root, tmp_p
         second = peerbench.run("peerread95", "openai", server.model, retry_failed=True, **kwargs)
         assert server.hits["POST /v1/chat/completions"] == 95 + 2 * 2
     assert second.metrics["n_failed"] == 0 and len(second.samples) == 95
+    rescored = peerbench.report(tmp_path / "run", resamples=20)  # the retried papers' later lines win
+    assert rescored["n_samples"] == 95 and rescored["n_failed"] == 0
 
 
 def test_cli_errors_are_one_line_and_the_key_never_lands_anywhere(peerread_root, tmp_path, isolated_home):

@@ -33,15 +33,15 @@ def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: st
 def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
                  label_rule: str | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Score the run afresh, then write the HTML page and/or the PNGs; returns the metrics."""
-    from peerbench.tables import rescore
     from peerbench.store import read_run
+    from peerbench.tables import score_stored
 
     try:
         import jinja2
     except ImportError:
         raise MissingDependency("jinja2", "report") from None
-    metrics = rescore(run_dir, resamples=resamples, seed=seed)
     config, samples = read_run(run_dir)
+    metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
     rule = label_rule or metrics["primary_label_rule"]
     if rule not in metrics["label_rules"]:
         raise ConfigError(f"--label-rule {rule}: this run was scored with {', '.join(metrics['label_rules'])}")

@@ -121,7 +121,8 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
     samples, _ = parse_samples(path / SAMPLES_FILE)
-    return config, samples
+    # A paper requested again (--retry-failed) has a later line that supersedes its earlier one.
+    return config, list({sample["id"]: sample for sample in samples}.values())
 
 
 class ResponseCache:

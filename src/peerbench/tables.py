@@ -105,12 +105,19 @@ def print_metrics(metrics: dict[str, Any], console: Console | None = None) -> No
 
 def rescore(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Score a run directory's samples afresh (works on an interrupted run too)."""
-    from peerbench.errors import ConfigError
-    from peerbench.registry import registries
-    from peerbench.runner import score_run
     from peerbench.store import read_run
 
     config, samples = read_run(run_dir)
+    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+
+
+def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
+                 seed: int) -> dict[str, Any]:
+    """metrics.json for samples already read from a run directory, with the metrics its config names."""
+    from peerbench.errors import ConfigError
+    from peerbench.registry import registries
+    from peerbench.runner import score_run
+
     if not samples:
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()
