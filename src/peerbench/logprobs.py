@@ -9,9 +9,10 @@ None is returned rather than a guess.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _FINAL_LINE_RE = re.compile(r"I\s+recommend\s+this\s+paper\s+for\s+[*_`]*(ACCEPTANCE|REJECTION)", re.IGNORECASE)
@@ -47,22 +48,34 @@ def _side(token: str) -> str | None:
 
 def decision_token_index(token_texts: Sequence[str]) -> int | None:
     """Index of the token that starts the decision word of the last decision line, if any."""
+    ends = list(itertools.accumulate(map(len, token_texts), initial=0))
     text = "".join(token_texts)
-    matches = list(_FINAL_LINE_RE.finditer(text))
+    return decision_index_by_prefix(len(token_texts), lambda i: text[: ends[i]])
+
+
+def decision_index_by_prefix(n_tokens: int, prefix: Callable[[int], str]) -> int | None:
+    """decision_token_index when token texts are costly: ``prefix(i)`` is the text of the first i
+    tokens (a tokenizer's decode of them), asked for O(log n) times instead of once per token."""
+    matches = list(_FINAL_LINE_RE.finditer(prefix(n_tokens)))
     if not matches:
         return None
     position = matches[-1].start(1)
-    offset = 0
-    for i, token in enumerate(token_texts):
-        end = offset + len(token)
-        if offset <= position < end:
-            # The word may start inside a token that also holds emphasis ("**ACC"); the word token is
-            # that one, unless it held only emphasis or space, when the next token carries the word.
-            if _side(token) is None and i + 1 < len(token_texts) and _side(token_texts[i + 1]):
-                return i + 1
-            return i
-        offset = end
-    return None
+    lo, hi = 0, n_tokens - 1  # the first token whose text ends past the word's first character
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(prefix(mid + 1)) > position:
+            hi = mid
+        else:
+            lo = mid + 1
+
+    def token(i: int) -> str:
+        return prefix(i + 1)[len(prefix(i)):]
+
+    # The word may start inside a token that also holds emphasis ("**ACC"); the word token is that
+    # one, unless it held only emphasis or space, when the next token carries the word.
+    if _side(token(lo)) is None and lo + 1 < n_tokens and _side(token(lo + 1)):
+        return lo + 1
+    return lo
 
 
 def probability_from_alternatives(alternatives: dict[str, float]) -> tuple[float, float] | None:

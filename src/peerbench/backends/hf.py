@@ -8,6 +8,7 @@ Gemma-sized vocabulary and 1,400 new tokens would be gigabytes.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.logprobs import decision_token_index, probability_from_alternatives
+from peerbench.logprobs import decision_index_by_prefix, probability_from_alternatives
 from peerbench.records import ChatRequest, Completion
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -189,22 +190,24 @@ class HFBackend(Backend):
         return ids
 
     def _decision_probability(self, recorder: TopLogprobRecorder, row: int, ids: list[int]):
-        """Token texts by incremental decoding (exact for any tokenizer), alternatives only where needed."""
+        """The decision token found by decoding prefixes of the ids (exact for any tokenizer), a
+        logarithmic number of them rather than one per token; alternatives decoded only there."""
         tok = self._tokenizer
-        texts, previous = [], ""
-        for i in range(len(ids)):
-            current = tok.decode(ids[: i + 1], skip_special_tokens=True)
-            texts.append(current[len(previous):])
-            previous = current
-        index = decision_token_index(texts)
+
+        @functools.lru_cache(maxsize=None)
+        def prefix_text(n: int) -> str:
+            return tok.decode(ids[:n], skip_special_tokens=True)
+
+        index = decision_index_by_prefix(len(ids), prefix_text)
         if index is None or index >= len(recorder.top):
             return None
-        prefix = tok.decode(ids[:index], skip_special_tokens=True)
+        prefix = prefix_text(index)
+        chosen = prefix_text(index + 1)[len(prefix):]
         values, top_ids = recorder.top[index]
         alternatives = {}
         for value, alt in zip(values[row].tolist(), top_ids[row].tolist()):
             alternatives.setdefault(tok.decode(ids[:index] + [alt], skip_special_tokens=True)[len(prefix):], value)
-        alternatives.setdefault(texts[index], float(recorder.chosen[index][row]))
+        alternatives.setdefault(chosen, float(recorder.chosen[index][row]))
         return probability_from_alternatives(alternatives)
 
     async def aclose(self) -> None:
