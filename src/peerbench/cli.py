@@ -122,31 +122,28 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                         ("location", location), ("thinking_budget", thinking_budget)):
         if value is not None:
             options[name] = value
+    plan_kwargs = dict(backend_options=options, include_paths=include_path, out=out, limit=limit,
+                       ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                       split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
+                       generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
+                       samples=samples_per_paper, store_prompts=store_prompts)
+    execute_kwargs = dict(concurrency=concurrency, use_cache=not no_cache, retry_failed=retry_failed)
     if probes:
         from peerbench.probes import POSITIONS, run_probes
         from peerbench.tables import render_probes
 
         positions = POSITIONS if "all" in probe_positions else (tuple(probe_positions) or ("end",))
         report = run_probes(task, backend, model, probes=probes, positions=positions, probe_text_file=probe_text,
-                            out=out, resamples=resamples, seed=seed, progress=not quiet,
-                            backend_options=options, include_paths=include_path, limit=limit,
-                            ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
-                            split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
-                            generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
+                            resamples=resamples, seed=seed, progress=not quiet, execute_kwargs=execute_kwargs,
+                            **plan_kwargs)
         if as_json:
             click.echo(json.dumps(report, indent=2, sort_keys=True))
         else:
             _console().print(render_probes(report))
             click.echo(f"probe directory: {report['probe_dir']}")
         return
-    plan = plan_run(task, backend, model, backend_options=options,
-                    include_paths=include_path, out=out, limit=limit,
-                    ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
-                    split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
-                    generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
-                    samples=samples_per_paper, store_prompts=store_prompts)
-    result = execute(plan, concurrency=concurrency, use_cache=not no_cache, progress=not quiet,
-                     resamples=resamples, seed=seed, retry_failed=retry_failed)
+    result = execute(plan_run(task, backend, model, **plan_kwargs), progress=not quiet, resamples=resamples,
+                     seed=seed, **execute_kwargs)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
         return

@@ -59,19 +59,18 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
     """B minus A on the same resampled papers: interval, and the share of resamples where B <= A."""
     import numpy as np
 
+    from peerbench.scoring import resampled_counts
+
     n = len(inputs_a.y_true)
     rng = np.random.default_rng(seed)
     index = rng.integers(0, n, size=(max(resamples, 1), n))
     alpha = (1 - confidence) / 2
 
-    def per_resample(inputs, metric):
-        t, p, u = inputs.y_true[index], inputs.y_pred[index], inputs.unparsed[index]
-        counts = ((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1), (~t & ~p).sum(1), u.sum(1))
-        return np.asarray(metric.from_counts(*counts), dtype=float)
-
+    counts_a, counts_b = resampled_counts(inputs_a, index), resampled_counts(inputs_b, index)
     out = {}
     for metric in metrics:
-        diff = per_resample(inputs_b, metric) - per_resample(inputs_a, metric)
+        diff = (np.asarray(metric.from_counts(*counts_b), dtype=float)
+                - np.asarray(metric.from_counts(*counts_a), dtype=float))
         point = float(metric.compute(inputs_b) - metric.compute(inputs_a))
         # Two-sided bootstrap p-value: how often the resampled difference falls on the other side of 0.
         p = float(min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())))
@@ -118,9 +117,9 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
         inputs.append(score_inputs(rows, rule, policy))
 
     reference_dir, _, reference = runs[0]
+    base = inputs[0]
+    decisions_a = [reference[i]["decision"] for i in ids]
     for (run_dir, _, samples), current in zip(runs[1:], inputs[1:]):
-        base = inputs[0]
-        decisions_a = [reference[i]["decision"] for i in ids]
         decisions_b = [samples[i]["decision"] for i in ids]
         disagree = [{"id": i, "title": samples[i].get("title"), "gold": "ACCEPT" if samples[i]["gold"][rule] else
                      "REJECT", "a": a, "b": b} for i, a, b in zip(ids, decisions_a, decisions_b) if a != b]

@@ -181,21 +181,25 @@ def compare_arm(clean: dict[str, dict], changed: dict[str, dict], *, resamples: 
 
 def run_probes(task: str, backend: str | None, model: str | None, *, probes: Sequence[str],
                positions: Sequence[str] = ("end",), probe_text_file: str | Path | None = None,
-               out: str | Path | None = None, resamples: int = 1000, seed: int = 0,
-               progress: bool = False, **plan_kwargs: Any) -> dict[str, Any]:
-    """The clean run plus one run per arm, each resumable, then probe.json beside them."""
+               out: str | Path | None = None, resamples: int = 1000, seed: int = 0, progress: bool = False,
+               execute_kwargs: dict[str, Any] | None = None, **plan_kwargs: Any) -> dict[str, Any]:
+    """The clean run plus one run per arm, each resumable, then probe.json beside them.
+
+    ``execute_kwargs`` (concurrency, use_cache, retry_failed) go to every arm's run; the
+    arms' own metrics get at most 200 bootstrap resamples, since the comparison is what matters here."""
     import json
 
     from peerbench.runner import execute, plan_run
 
+    run_kwargs = {"progress": progress, "resamples": min(resamples, 200), "seed": seed, **(execute_kwargs or {})}
     arms = build_arms(probes, positions, probe_text_file)
-    clean_plan = plan_run(task, backend, model, **plan_kwargs)
+    clean_plan = plan_run(task, backend, model, out=out, **plan_kwargs)
     root = Path(out) if out is not None else clean_plan.run_dir.with_name(clean_plan.run_dir.name + "__probes")
     runs = {}
     for name, arm in [("clean", None), *((a.name, a) for a in arms)]:
         plan = plan_run(task, backend, model, out=root / name, paper_transform=arm.transform if arm else None,
                         probe=arm.meta if arm else None, **plan_kwargs)
-        runs[name] = execute(plan, progress=progress, resamples=min(resamples, 200), seed=seed)
+        runs[name] = execute(plan, **run_kwargs)
     clean = {s["id"]: s for s in runs["clean"].samples}
     report = {"task": runs["clean"].config["task"], "backend": runs["clean"].config["backend"],
               "model": runs["clean"].config["model"], "run_dirs": {k: str(v.run_dir) for k, v in runs.items()},

@@ -55,6 +55,12 @@ def point_estimates(inputs: ScoreInputs, metrics: Sequence[Metric]) -> dict[str,
     return out
 
 
+def resampled_counts(inputs: ScoreInputs, index) -> tuple:
+    """(tp, fp, fn, tn, unparsed), one value per row of the resample index matrix."""
+    t, p, u = inputs.y_true[index], inputs.y_pred[index], inputs.unparsed[index]
+    return (t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1), (~t & ~p).sum(1), u.sum(1)
+
+
 def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int, seed: int,
               confidence: float) -> dict[str, list[float]]:
     """Percentile intervals; count-based metrics vectorised over all resamples at once."""
@@ -65,8 +71,7 @@ def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int,
         return {}
     rng = np.random.default_rng(seed)
     index = rng.integers(0, n, size=(resamples, n))
-    t, p, u = inputs.y_true[index], inputs.y_pred[index], inputs.unparsed[index]
-    counts = ((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1), (~t & ~p).sum(1), u.sum(1))
+    counts = resampled_counts(inputs, index)
     alpha = (1 - confidence) / 2
     out = {}
     for metric in metrics:

@@ -117,6 +117,12 @@ def summarize(entry: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
             "metrics": values}
 
 
+def failed(entry: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """The summary of a run that raised: its name and the reason, on one line."""
+    return {"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
+            "error": " ".join(str(exc).split())[:300]}
+
+
 def default_gpus(entry: dict[str, Any]) -> float:
     if entry["gpus"] is not None:
         return float(entry["gpus"])
@@ -132,8 +138,7 @@ def run_local(entries: list[dict[str, Any]], *, max_parallel: int, on_done: Call
         try:
             on_done(execute_entry(entry))
         except Exception as exc:  # one failed run must not stop the sweep
-            on_done({"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
-                     "error": " ".join(str(exc).split())[:300]})
+            on_done(failed(entry, exc))
 
     # Only runs that wait on HTTP gain from overlapping; in-process models run one at a time.
     parallel = [e for e in entries if e["backend"] in HTTP_BACKENDS]
@@ -168,8 +173,7 @@ def run_ray(entries: list[dict[str, Any]], *, address: str | None, max_retries: 
         try:
             on_done(ray.get(done[0]))
         except Exception as exc:  # the run failed even after its retries
-            on_done({"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
-                     "error": " ".join(str(exc).split())[:300]})
+            on_done(failed(entry, exc))
 
 
 def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str = "local",

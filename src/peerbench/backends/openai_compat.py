@@ -85,7 +85,6 @@ class OpenAIBackend(Backend):
         self._client: Any = None
         self._counter: Any = None
         self._completion_type: Any = None
-        self.tokenizer_method = "chars"
 
     @property
     def api_key(self) -> str:
@@ -142,7 +141,6 @@ class OpenAIBackend(Backend):
                                    "did not answer; use tokenizer=auto")
         if counter is None and mode in ("auto", "transformers"):
             counter = transformers_counter(self.model, required=mode == "transformers")
-        self.tokenizer_method = getattr(counter, "method", "chars")
         return counter
 
     def _payload(self, request: ChatRequest, logprobs: bool) -> dict[str, Any]:

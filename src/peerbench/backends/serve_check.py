@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import time
 
-from peerbench.backends.openai_compat import check_context, server_error, server_root, served_models
+from peerbench.backends.openai_compat import (check_context, check_models, server_error, server_root,
+                                              served_models)
 from peerbench.backends.token_counting import server_counter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.task import Task
@@ -25,16 +26,16 @@ async def check_server(base_url: str, model: str | None, api_key_env: str = "OPE
     api_key = os.environ.get(api_key_env) or "EMPTY"
     client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60.0)
     try:
-        served = await served_models(client, base_url, api_key_env)
-        if model is None:
+        if model is not None:
+            served = await check_models(client, base_url, model, api_key_env)
+        else:
+            served = await served_models(client, base_url, api_key_env)
             if served and len(served) == 1:
                 model = served[0]
             elif served:
                 raise BackendError(f"{base_url} serves several models ({', '.join(served)}); pass --model")
             else:
                 raise BackendError(f"{base_url} lists no models; pass --model")
-        elif served and model not in served:
-            raise BackendError(f"--model {model!r} is not served by {base_url}; it serves: {', '.join(served)}")
         lines = [f"server: {base_url} is up" + (f"; serves {', '.join(served)}" if served else "")]
 
         counter = server_counter(server_root(base_url), model, api_key)
