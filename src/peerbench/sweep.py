@@ -90,19 +90,25 @@ def is_done(entry: dict[str, Any]) -> bool:
     return (Path(entry["out"]) / DONE_FILE).is_file()
 
 
+def plan_entry(entry: dict[str, Any]) -> Any:
+    """The run an entry stands for, every setting validated (peerbench.runner.plan_run)."""
+    from peerbench.runner import plan_run
+
+    return plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
+                    out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
+                    max_model_len=entry["max_model_len"], include_paths=entry["include_paths"],
+                    generation=entry["generation"] or None, samples=entry["samples"])
+
+
 def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     """Do (or resume) one run and mark it done; returns its summary. Runs in a worker on Ray."""
     import os
 
-    from peerbench.runner import execute, plan_run
+    from peerbench.runner import execute
 
     Path(entry["out"]).mkdir(parents=True, exist_ok=True)
     (Path(entry["out"]) / "worker.pid").write_text(str(os.getpid()))
-    plan = plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
-                    out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
-                    max_model_len=entry["max_model_len"], include_paths=entry["include_paths"],
-                    generation=entry["generation"] or None, samples=entry["samples"])
-    result = execute(plan, progress=progress, resamples=200)
+    result = execute(plan_entry(entry), progress=progress, resamples=200)
     summary = summarize(entry, result.metrics)
     (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
     return summary
@@ -187,10 +193,7 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     root.mkdir(parents=True, exist_ok=True)
     entries = run_entries(spec, root)
     for entry in entries:  # validate every run before starting any
-        from peerbench.runner import plan_run
-
-        plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
-                 out=entry["out"], data_dir=entry["data_dir"], include_paths=entry["include_paths"])
+        plan_entry(entry)
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for entry in entries:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peerbench.datasets.jsonl import MAX_BODY_BYTES as MAX_FILE_BYTES
 from peerbench.errors import ConfigError, DataError
-
-MAX_FILE_BYTES = 10 * 1024 * 1024
 
 
 def validate_jsonl(path: Path) -> tuple[int, list[str]]:
