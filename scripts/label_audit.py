@@ -41,6 +41,13 @@ def main() -> None:
     lines.append(f"| all | {len(facts)} | {sum(f['label'] for f in facts)} | "
                  f"{sum(1 for f in facts if f['n_reviews'] == 0)} | {sum(1 for f in facts if f['accepted'])} |")
     iclr = [f for f in facts if f["venue"] == "iclr_2017"]
+    lines += ["", "ICLR 2017 (78 papers): mean official RECOMMENDATION (1-10) by real decision", "",
+              "| decision | papers | scored reviews | min | mean | max |", "|---|---:|---:|---:|---:|---:|"]
+    for name, accepted in (("accepted", True), ("rejected", False)):
+        group = [f for f in iclr if f["accepted"] is accepted]
+        means = [f["mean_recommendation"] for f in group]
+        lines.append(f"| {name} | {len(group)} | {sum(f['n_reviews'] for f in group)} | {min(means):.2f} | "
+                     f"{float(np.mean(means)):.2f} | {max(means):.2f} |")
     table = Counter((f["label"], f["accepted"]) for f in iclr)
     lines += ["", "ICLR 2017 (78 papers): score rule against the real decision", "",
               "| | accepted | rejected |", "|---|---:|---:|",
@@ -62,6 +69,12 @@ def main() -> None:
               row("always-accept", scores(iclr_decision, [True] * len(iclr))),
               row("always-reject", scores(iclr_decision, [False] * len(iclr))),
               row("the score rule itself as a reviewer", scores(iclr_decision, [f["label"] for f in iclr]))]
+    lines += ["", "The mean score as a reviewer of the real ICLR decision, by threshold (agreement = accuracy):", "",
+              "| rule | predicted accept | agreement | balanced_accuracy | mcc |", "|---|---:|---:|---:|---:|"]
+    for threshold in (4, 5, 6, 7):
+        values = scores(iclr_decision, [f["mean_recommendation"] >= threshold for f in iclr])
+        lines.append(f"| recommendation>={threshold} | {values['pred_accept_rate']:.3f} | {values['accuracy']:.3f} | "
+                     f"{values['balanced_accuracy']:.3f} | {values['mcc']:.3f} |")
     print("\n".join(lines))
 
 

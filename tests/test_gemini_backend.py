@@ -10,6 +10,7 @@ from vertex_server import GeminiServer
 
 import peerbench
 from peerbench.errors import BackendError, ConfigError
+from peerbench.reference import card
 from peerbench.runner import plan_run
 
 TOKEN = "ya29.test-token-never-stored"
@@ -45,7 +46,7 @@ def test_vertex_faults_usage_and_settings(peerread_root, tmp_path, monkeypatch):
         assert time.monotonic() - started < 60
         body = server.bodies[0]
         arrivals = server.arrivals
-    assert body["systemInstruction"]["parts"][0]["text"].startswith("You are an expert reviewer")
+    assert body["systemInstruction"]["parts"][0]["text"] == card()["system"]  # the reference prompt
     assert [c["role"] for c in body["contents"]] == ["user"] and "Title: " in body["contents"][0]["parts"][0]["text"]
     config = body["generationConfig"]
     assert (config["temperature"], config["topP"], config["maxOutputTokens"]) == (0.3, 0.9, 1400)

@@ -24,11 +24,19 @@ needs_lm_eval = pytest.mark.skipif(not LM_EVAL.exists(), reason=(
 SCORED = ("f1", "accuracy", "balanced_accuracy", "pred_accept_rate", "parse_failure_rate")
 
 
-@given(st.lists(st.sampled_from(["I recommend this paper for ", "ACCEPTANCE", "REJECTION", ".", "**", "_", "`",
-                                 " ", "\n", "i RECOMMEND this PAPER for ", "acceptance", "x"]), max_size=12))
-def test_the_exported_parser_is_peerbench_s_parser(pieces):
+@given(st.lists(st.sampled_from(["I recommend this paper for ", "ACCEPTANCE", "REJECTION", "ACCEPT", "REJECT", ".",
+                                 "**", "_", "`", " ", "\n", "\n\n", "## Final Recommendation\n",
+                                 "i RECOMMEND this PAPER for ", "acceptance", "x"]), max_size=14),
+       st.sampled_from(["reference", "lenient"]))
+def test_the_exported_parser_is_peerbench_s_parser(pieces, parser):
     text = "".join(pieces)
-    assert lm_eval_utils.parse_decision(text) == parse_decision(text).value
+    assert lm_eval_utils.parse_decision(text, parser) == parse_decision(text, parser).value
+
+
+def test_the_exported_reference_regex_is_the_cards():
+    from peerbench.reference import card
+
+    assert lm_eval_utils.REFERENCE_RE.pattern == card()["decision_regex"]
 
 
 @needs_lm_eval

@@ -56,7 +56,10 @@ def test_every_fault_is_retried_or_recorded_and_each_paper_lands_once(peerread_r
     assert by_title[always_400]["extra"]["attempts"] == 1  # retrying cannot fix a 400
     assert by_title[always_500]["error"] == "HTTP 500: internal error (gave up after 3 tries)"
     assert result.metrics["n_failed"] == 2 and result.metrics["failures"]["count"] == 2
-    assert {s["decision"] for s in samples if s["error"]} == {"UNPARSED"}
+    assert {s["decision"] for s in samples if s["error"]} == {"FAILED"}
+    # failed requests are not answers: never scored, and the run is incomplete
+    assert (result.metrics["complete"], result.metrics["n_answered"], result.metrics["n_papers"]) == (False, 93, 95)
+    assert result.metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 93
     ok = [s for s in samples if not s["error"]]
     assert all(0 < s["p_accept"] < 1 for s in ok)  # from the top logprobs at the decision word
     assert all(s["truncation"]["method"] == "server-tokenize" for s in samples)
@@ -101,20 +104,33 @@ def test_a_run_where_everything_fails_stops_early(peerread_root, tmp_path):
     assert 8 <= len(samples_of(tmp_path / "run")) < 20  # what was tried is kept
 
 
-def test_retry_failed_requests_only_the_failed_papers_again(peerread_root, tmp_path):
+def test_failed_requests_make_the_run_incomplete_and_a_plain_rerun_sends_exactly_those(peerread_root, tmp_path,
+                                                                                       isolated_home):
     titles = unique_titles(peerread_root)
-    broken = {titles[0], titles[1]}
+    broken = set(titles[:8])
     with OpenAIChatServer(script=lambda title, attempt: "500" if title in broken and attempt <= 2 else None) \
             as server:
-        kwargs = dict(data_dir=peerread_root, out=tmp_path / "run", backend_options=options(server, max_retries=1),
-                      resamples=20)
-        first = peerbench.run("peerread95", "openai", server.model, **kwargs)
-        assert first.metrics["n_failed"] == 2, first.metrics["failures"]
-        second = peerbench.run("peerread95", "openai", server.model, retry_failed=True, **kwargs)
-        assert server.hits["POST /v1/chat/completions"] == 95 + 2 * 2
-    assert second.metrics["n_failed"] == 0 and len(second.samples) == 95
-    rescored = peerbench.report(tmp_path / "run", resamples=20)  # the retried papers' later lines win
-    assert rescored["n_samples"] == 95 and rescored["n_failed"] == 0
+        args = ["run", "--task", "peerread95", "--backend", "openai", "--model", server.model, "--base-url",
+                server.base_url, "-o", "retry_backoff=0.01", "-o", "max_retries=1", "--data-dir", str(peerread_root),
+                "--out", str(tmp_path / "run"), "--resamples", "20", "-q"]
+        env = cli_env(isolated_home, OPENAI_API_KEY="unused", COLUMNS="200")
+        first = run_cli(args, env)
+        assert first.returncode == 3, first.stderr
+        assert "INCOMPLETE: 87/95 answered (8 failed, 0 not yet requested)" in first.stdout
+        assert first.stderr.strip().splitlines()[-1].startswith("INCOMPLETE: 87/95 answered")
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert (metrics["complete"], metrics["n_answered"], metrics["n_failed"]) == (False, 87, 8)
+        assert metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 87
+        chats = server.hits["POST /v1/chat/completions"]
+        assert chats == 87 + 8 * 2
+        second = run_cli(args, env)  # the same command, no flag
+        assert second.returncode == 0, second.stderr
+        assert server.hits["POST /v1/chat/completions"] - chats == 8
+        assert "95/95 answered" in second.stdout
+    assert len(samples_of(tmp_path / "run")) == 95 + 8  # appended; the later line of a paper wins
+    rescored = peerbench.report(tmp_path / "run", resamples=20)
+    assert (rescored["n_samples"], rescored["n_failed"], rescored["complete"]) == (95, 0, True)
+    assert rescored["label_rules"]["recommendation>=4"]["overall"]["n"] == 95
 
 
 def test_cli_errors_are_one_line_and_the_key_never_lands_anywhere(peerread_root, tmp_path, isolated_home):

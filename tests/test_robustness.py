@@ -168,10 +168,17 @@ def test_task_yaml_with_unknown_keys_is_one_line(tmp_path, isolated_home):
 
 
 @given(st.lists(st.sampled_from(["ACCEPTANCE", "REJECTION"]), min_size=1, max_size=5),
-       st.sampled_from(["", "**", "_", "`"]), st.text(max_size=40).filter(lambda t: "recommend" not in t.lower()))
+       st.sampled_from(["", "**", "_", "`"]),
+       st.text(max_size=40).filter(lambda t: "recommend" not in t.lower() and "#" not in t))
 def test_parser_takes_the_last_line_whatever_the_emphasis(verdicts, mark, noise):
-    text = noise + "\n".join(f"{mark}I recommend this paper for {v}.{mark}" for v in verdicts) + noise
+    lines = [f"{mark}I recommend this paper for {v}.{mark}" for v in verdicts]
+    # each line its own paragraph: the earlier ones are quotes outside the final part
+    text = noise + "\n\n".join(lines) + noise
     assert parse_decision(text) == (Decision.ACCEPT if verdicts[-1] == "ACCEPTANCE" else Decision.REJECT)
+    # all of them in one final paragraph: both lines there is AMBIGUOUS, one kind is that decision
+    together = noise + "\n\n" + "\n".join(lines)
+    expected = Decision.AMBIGUOUS if len(set(verdicts)) == 2 else parse_decision(text)
+    assert parse_decision(together) == expected
 
 
 @given(st.text(max_size=60).filter(lambda t: "recommend" not in t.lower()))

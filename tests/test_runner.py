@@ -43,8 +43,7 @@ def published_replay(path):
     with path.open("w") as handle:
         for fact, accept in rows:
             verdict = "ACCEPTANCE" if accept else "REJECTION"
-            handle.write(json.dumps({"id": fact["id"] if fact["venue"] != "acl_2017" else
-                                     f"acl_2017/{fact['split']}/{fact['id']}",
+            handle.write(json.dumps({"id": f"{fact['venue']}/{fact['split']}/{fact['id']}",
                                      "completion": f"Review.\n**I recommend this paper for {verdict}.**"}) + "\n")
     return path
 
@@ -54,7 +53,8 @@ def test_replay_reproduces_the_published_peerread95_numbers(peerread_root, tmp_p
     result = peerbench.run(task="peerread95", backend="replay", model=str(replay), data_dir=peerread_root,
                            out=tmp_path / "run", resamples=100)
     overall = result.metrics["label_rules"]["recommendation>=4"]["overall"]
-    assert overall["confusion"] == {"tp": 74, "fp": 12, "fn": 6, "tn": 3, "unparsed": 0}
+    assert overall["confusion"] == {"tp": 74, "fp": 12, "fn": 6, "tn": 3, "unparsed": 0, "ambiguous": 0}
+    assert result.metrics["complete"] and result.metrics["n_answered"] == result.metrics["n_papers"] == 95
     values = {k: round(v["value"], 3) for k, v in overall["metrics"].items()}
     assert (values["f1"], values["accuracy"], values["precision"], values["recall"], values["pred_accept_rate"]) == (
         0.892, 0.811, 0.860, 0.925, 0.905)
@@ -192,3 +192,49 @@ def test_a_corrupt_line_inside_samples_is_an_error_not_a_truncation(peerread_roo
     with pytest.raises(ConfigError, match="samples.jsonl:2: not valid JSON"):
         peerbench.run(task="peerread-conll2016", model="always-accept", data_dir=peerread_root, out=out)
     assert len((out / "samples.jsonl").read_text().splitlines()) == 4  # nothing thrown away
+
+
+def test_ambiguous_and_unparsed_reviews_are_counted_apart_and_never_predicted_accepts(peerread_root, tmp_path):
+    facts = [f for f in manifest() if f["venue"] == "acl_2017"]
+    echoed = ("## Final Recommendation\nEnd with EXACTLY ONE line:\n    I recommend this paper for ACCEPTANCE.\n"
+              "    I recommend this paper for REJECTION.\n")
+    kinds = ["ambiguous"] * 3 + ["unparsed"] * 2 + ["accept"] * 5 + ["reject"] * 4
+    texts = {"ambiguous": echoed, "unparsed": "I recommend this paper for acceptance.",  # lower case: not the card's
+             "accept": "Fine.\nI recommend this paper for ACCEPTANCE.", "reject": "I recommend this paper for REJECTION."}
+    replay = tmp_path / "mixed.jsonl"
+    replay.write_text("".join(json.dumps({"id": f"{f['venue']}/{f['split']}/{f['id']}", "completion": texts[k]}) + "\n"
+                              for f, k in zip(facts, kinds)))
+    result = peerbench.run(task="peerread-acl2017", backend="replay", model=str(replay), data_dir=peerread_root,
+                           out=tmp_path / "run", resamples=50)
+    overall = result.metrics["label_rules"]["recommendation>=4"]["overall"]
+    assert overall["n"] == 14 and (overall["confusion"]["ambiguous"], overall["confusion"]["unparsed"]) == (3, 2)
+    assert result.metrics["decisions"] == {"ACCEPT": 5, "REJECT": 4, "AMBIGUOUS": 3, "UNPARSED": 2, "FAILED": 0}
+    assert overall["metrics"]["pred_accept_rate"]["value"] == pytest.approx(5 / 14)
+    assert overall["metrics"]["parse_failure_rate"]["value"] == pytest.approx(5 / 14)
+    low, high = overall["metrics"]["pred_accept_rate"]["ci"]
+    assert low <= 5 / 14 <= high and high < 0.8
+    # policy 'wrong': a review without a decision counts as the opposite of gold, so on a gold-reject paper it is
+    # a false positive, though it never counts as a predicted accept
+    gold = {f"{f['venue']}/{f['split']}/{f['id']}": f["label"] for f in facts}
+    said = [s for s in result.samples if s["decision"] == "ACCEPT"]
+    expected_fp = sum(not gold[s["id"]] for s in said) + sum(
+        gold[s["id"]] is False for s in result.samples if s["decision"] in ("AMBIGUOUS", "UNPARSED"))
+    assert overall["confusion"]["fp"] == expected_fp
+    assert result.config["choices"]["parser"] == "reference" and result.config["choices"]["unparsed"] == "wrong"
+
+
+def test_the_score_rule_never_falls_back_to_the_decision_and_a_paper_without_gold_is_refused():
+    from peerbench.errors import DataError
+    from peerbench.labels import get_label_rule
+    from peerbench.records import Paper
+    from peerbench.runner import check_gold
+    from peerbench.task import load_task
+
+    unscored = Paper("9", "iclr_2017", "T", "A", [], split="dev", accepted=True,
+                     meta={"reviews_path": "iclr_2017/dev/reviews/9.json"})
+    assert get_label_rule("recommendation>=4").label(unscored) is None
+    assert get_label_rule("decision").label(unscored) is True
+    with pytest.raises(DataError, match=r"^iclr_2017/dev/reviews/9.json: paper iclr_2017/dev/9 has no gold label "
+                                        r"under recommendation>=4"):
+        check_gold(load_task("peerread95"), [unscored])
+    check_gold(load_task("peerread-iclr2017"), [unscored])  # its primary rule is the decision

@@ -13,6 +13,9 @@ import click
 from peerbench import __version__
 
 
+INCOMPLETE_EXIT_CODE = 3
+
+
 def _console():
     from rich.console import Console
 
@@ -102,7 +105,8 @@ def cli() -> None:
 @click.option("--probe-text", type=click.Path(), default=None, help="A file with your own injected instruction.")
 @click.option("--store-prompts", is_flag=True, help="Keep each paper's prompt messages in samples.jsonl.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
-@click.option("--retry-failed", is_flag=True, help="Request again the papers whose stored sample failed.")
+@click.option("--retry-failed", is_flag=True,
+              help="Kept for old scripts: every rerun already requests again the papers whose request failed.")
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
@@ -127,7 +131,7 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                        split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                        generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
                        samples=samples_per_paper, store_prompts=store_prompts)
-    execute_kwargs = dict(concurrency=concurrency, use_cache=not no_cache, retry_failed=retry_failed)
+    execute_kwargs = dict(concurrency=concurrency, use_cache=not no_cache)
     if probes:
         from peerbench.probes import POSITIONS, run_probes
         from peerbench.tables import render_probes
@@ -146,11 +150,21 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                      seed=seed, **execute_kwargs)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
-        return
-    from peerbench.tables import print_metrics
+    else:
+        from peerbench.tables import print_metrics
 
-    print_metrics(result.metrics)
-    click.echo(f"run directory: {result.run_dir}")
+        print_metrics(result.metrics)
+        click.echo(f"run directory: {result.run_dir}")
+    _exit_if_incomplete(result.metrics)
+
+
+def _exit_if_incomplete(metrics: dict[str, Any]) -> None:
+    """An incomplete run (failed or unrequested papers) exits with code 3, after its numbers are saved."""
+    from peerbench.tables import answered_line
+
+    if not metrics.get("complete", True):
+        click.echo(answered_line(metrics), err=True)
+        sys.exit(INCOMPLETE_EXIT_CODE)
 
 
 @cli.command()

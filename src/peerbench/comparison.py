@@ -17,14 +17,17 @@ PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
 
 def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
+    """Each run's answered samples by id: a failed request is no answer to pair with another run's."""
+    from peerbench.scoring import is_answered
     from peerbench.store import read_run
 
     runs = []
     for run_dir in run_dirs:
         config, samples = read_run(run_dir)
-        if not samples:
-            raise ConfigError(f"{run_dir}: no samples yet")
-        runs.append((str(run_dir), config, {s["id"]: s for s in samples}))
+        answered = {s["id"]: s for s in samples if is_answered(s)}
+        if not answered:
+            raise ConfigError(f"{run_dir}: no answered samples yet")
+        runs.append((str(run_dir), config, answered))
     return runs
 
 

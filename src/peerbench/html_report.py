@@ -34,7 +34,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
                  label_rule: str | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Score the run afresh, then write the HTML page and/or the PNGs; returns the metrics."""
     from peerbench.store import read_run
-    from peerbench.tables import score_stored
+    from peerbench.tables import answered_line, choices_text, score_stored
 
     try:
         import jinja2
@@ -73,7 +73,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             baselines=entry.get("baselines", {}), per_venue=entry.get("per_venue", {}),
             venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
             figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
-            fmt=_fmt, ci=_ci)
+            fmt=_fmt, ci=_ci, answered=answered_line(metrics), choices=choices_text(metrics))
         Path(html).parent.mkdir(parents=True, exist_ok=True)
         Path(html).write_text(page, encoding="utf-8")
     return metrics

@@ -17,7 +17,11 @@ from peerbench.records import Paper
 
 @dataclass(frozen=True)
 class LabelRule:
-    """``label(paper)`` gives True (accept), False (reject) or None (unknown: left out, counted)."""
+    """``label(paper)`` gives True (accept), False (reject) or None (unknown).
+
+    Under a task's primary rule an unknown label is an error naming the paper (a run never scores a
+    paper whose gold it cannot tell); under a rule only reported beside it, the paper is left out
+    of that rule's numbers and counted."""
 
     name: str
     description: str
@@ -27,16 +31,12 @@ class LabelRule:
 def recommendation_at_least(threshold: float) -> LabelRule:
     def label(paper: Paper) -> bool | None:
         mean = paper.mean_recommendation
-        if mean is None:
-            # PeerRead's accepted ICLR 2017 papers carry no scored review; the published
-            # peerread95 labels (80/95) count them as positive, i.e. fall back to the decision.
-            return paper.accepted
-        return mean >= threshold
+        return None if mean is None else mean >= threshold
 
     name = f"recommendation>={threshold:g}"
     return LabelRule(
         name,
-        f"mean official reviewer RECOMMENDATION >= {threshold:g}; the venue decision where no review is scored",
+        f"mean official reviewer RECOMMENDATION >= {threshold:g} (no scored review: unknown, never the decision)",
         label,
     )
 

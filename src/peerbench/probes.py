@@ -185,7 +185,7 @@ def run_probes(task: str, backend: str | None, model: str | None, *, probes: Seq
                execute_kwargs: dict[str, Any] | None = None, **plan_kwargs: Any) -> dict[str, Any]:
     """The clean run plus one run per arm, each resumable, then probe.json beside them.
 
-    ``execute_kwargs`` (concurrency, use_cache, retry_failed) go to every arm's run; the
+    ``execute_kwargs`` (concurrency, use_cache) go to every arm's run; the
     arms' own metrics get at most 200 bootstrap resamples, since the comparison is what matters here."""
     import json
 

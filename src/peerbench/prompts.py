@@ -10,11 +10,13 @@ import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from peerbench.errors import ConfigError
 from peerbench.records import Paper
 
+# peerbench's first prompt, written from the reference's described structure before its exact text
+# was available; kept as a named alternative so that runs made with it can still be reproduced.
 REVIEWER_SYSTEM_PROMPT = (
     "You are an expert reviewer for a top-tier computer science and artificial intelligence "
     "conference. Read the submitted paper carefully and write a rigorous, fair and constructive "
@@ -44,14 +46,38 @@ End the review with exactly one of these two lines and nothing after it:
 I recommend this paper for ACCEPTANCE.
 I recommend this paper for REJECTION."""
 
-PROMPTS: dict[str, tuple[str, str]] = {"reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE)}
+DEFAULT_PROMPT = "reference"
 TEMPLATE_FIELDS = frozenset({"title", "abstract", "body", "venue"})
+Syntax = Literal["format", "dollar"]
+SYNTAXES: tuple[str, ...] = ("format", "dollar")
+
+
+def builtin_prompts() -> dict[str, tuple[str, str, Syntax]]:
+    """Named prompts: (system, user template, template syntax).
+
+    ``reference`` is the published reviewer's prompt, read from the packaged card (``str.format``
+    with ``{title}``, ``{abstract}``, ``{body}``); ``reviewer-v1`` is peerbench's earlier prompt
+    (``string.Template``), kept so that its runs stay reproducible.
+    """
+    from peerbench.reference import card
+
+    facts = card()
+    return {"reference": (facts["system"], facts["user_template"], "format"),
+            "reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE, "dollar")}
+
 
 # Without a tokenizer the body is cut to a character budget: 3.5 characters per token is on the
 # safe side for English scientific prose (PeerRead bodies run about 4 characters per token).
 CHARS_PER_TOKEN = 3.5
 # Room for the chat template's own tokens (role markers, BOS), which a plain count misses.
 CHAT_TEMPLATE_MARGIN = 32
+
+# The choices the reference's card leaves open, named in every config.json and table.
+BODY_RULE = ("parsed sections as 'heading\\ntext' blocks joined by blank lines (missing headings left out, "
+             "ACL margin line numbers removed); title and abstract from the dataset's own fields")
+TRUNCATION_RULE = (f"the body's end is cut so that prompt + max_tokens + {CHAT_TEMPLATE_MARGIN} fits max_model_len, "
+                   f"counted in the model's tokens where the backend can count them, else at {CHARS_PER_TOKEN} "
+                   "characters per token")
 
 _LINE_NUMBER_RE = re.compile(r"^\s*\d{3}\s*$")
 
@@ -71,36 +97,57 @@ def paper_body(paper: Paper) -> str:
 
 @dataclass(frozen=True)
 class PromptTemplate:
+    """A system prompt and a user template; ``syntax`` says how the template's fields are written:
+    ``format`` (``{body}``, Python ``str.format``, the reference's) or ``dollar`` (``${body}``)."""
+
     name: str
     system: str
     user: str
+    syntax: Syntax = "format"
 
     @classmethod
-    def resolve(cls, name: str | None = None, system: str | None = None, user: str | None = None) -> PromptTemplate:
-        base_system, base_user = PROMPTS.get(name or "reviewer-v1", (None, None))
-        if base_system is None and (system is None or user is None):
-            raise ConfigError(f"unknown prompt {name!r}; valid choices: {', '.join(PROMPTS)} (or give system and user)")
-        template = cls(name or "custom", system if system is not None else base_system,
-                       user if user is not None else base_user)
+    def resolve(cls, name: str | None = None, system: str | None = None, user: str | None = None,
+                syntax: str | None = None) -> PromptTemplate:
+        prompts = builtin_prompts()
+        base = prompts.get(name or DEFAULT_PROMPT)
+        if base is None and (system is None or user is None):
+            raise ConfigError(f"unknown prompt {name!r}; valid choices: {', '.join(prompts)} (or give system and user)")
+        base_system, base_user, base_syntax = base or (None, None, "format")
+        if syntax is not None and syntax not in SYNTAXES:
+            raise ConfigError(f"template_syntax {syntax!r}: valid choices: {', '.join(SYNTAXES)}")
+        custom = system is not None or user is not None
+        template = cls(f"{name or 'custom'}+custom" if custom and base else (name or "custom"),
+                       system if system is not None else base_system, user if user is not None else base_user,
+                       syntax or base_syntax)
         template.check()
         return template
 
-    def check(self) -> None:
+    def fields(self) -> set[str]:
+        """The field names the user template uses."""
         try:
-            names = {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(self.user)
-                     if m.group("named") or m.group("braced")}
-        except ValueError as exc:  # pragma: no cover - Template.pattern never raises on str
-            raise ConfigError(f"prompt user template: {exc}") from exc
+            if self.syntax == "dollar":
+                return {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(self.user)
+                        if m.group("named") or m.group("braced")}
+            return {name for _, name, _, _ in string.Formatter().parse(self.user) if name is not None}
+        except ValueError as exc:
+            raise ConfigError(f"prompt user template: {exc} (template_syntax {self.syntax}: write literal braces "
+                              "as {{ and }})") from None
+
+    def check(self) -> None:
+        names = self.fields()
         unknown = names - TEMPLATE_FIELDS
         if unknown:
             raise ConfigError(f"prompt user template uses unknown field(s) {sorted(unknown)}; "
                               f"known: {sorted(TEMPLATE_FIELDS)}")
         if "body" not in names:
-            raise ConfigError("prompt user template must contain ${body}")
+            raise ConfigError("prompt user template must contain " + ("${body}" if self.syntax == "dollar" else "{body}"))
 
     def messages(self, paper: Paper, body: str) -> list[dict[str, str]]:
-        user = string.Template(self.user).safe_substitute(
-            title=paper.title, abstract=paper.abstract, body=body, venue=paper.venue)
+        values = {"title": paper.title, "abstract": paper.abstract, "body": body, "venue": paper.venue}
+        if self.syntax == "dollar":
+            user = string.Template(self.user).safe_substitute(values)
+        else:
+            user = self.user.format(**values)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
 

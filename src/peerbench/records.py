@@ -8,9 +8,19 @@ from typing import Any, TypedDict
 
 
 class Decision(str, enum.Enum):
+    """What a review decided. AMBIGUOUS: both decision lines in its final part. UNPARSED: no
+    decision line. FAILED: no review at all (the request failed); never scored."""
+
     ACCEPT = "ACCEPT"
     REJECT = "REJECT"
+    AMBIGUOUS = "AMBIGUOUS"
     UNPARSED = "UNPARSED"
+    FAILED = "FAILED"
+
+    @property
+    def answered(self) -> bool:
+        """A model answer to score (a decision, or a review that gave none); FAILED is not one."""
+        return self is not Decision.FAILED
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class ChatRequest:
     generation: GenerationConfig
     logprobs: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    # The paper behind the prompt, so a backend never has to parse it back out of the text.
+    paper: Paper | None = None
 
     @property
     def user_text(self) -> str:
@@ -106,7 +118,7 @@ class Sample(TypedDict, total=False):
     prompt_hash: str
     truncation: dict[str, Any]   # method (tokens/chars) and how much of the body was cut
     completion: str
-    decision: str                # ACCEPT, REJECT or UNPARSED
+    decision: str                # a Decision value: ACCEPT, REJECT, AMBIGUOUS, UNPARSED or FAILED
     p_accept: float | None
     error: str | None            # set when the backend failed on this paper
     finish_reason: str | None

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from peerbench.backends import Backend, RunContext, create_backend
-from peerbench.errors import BackendError, ConfigError
+from peerbench.errors import BackendError, ConfigError, DataError
 from peerbench.labels import get_label_rule
-from peerbench.parsing import parse_decision
-from peerbench.prompts import render
-from peerbench.records import ChatRequest, Completion, Paper
+from peerbench.parsing import DEFAULT_PARSER, parse_decision
+from peerbench.prompts import BODY_RULE, TRUNCATION_RULE, render
+from peerbench.records import ChatRequest, Completion, Decision, Paper
 from peerbench.sampling import combine_generations
+from peerbench.scoring import is_answered
 from peerbench.store import RunDir, ResponseCache, stable_hash
 from peerbench.task import Task, load_task
 
@@ -150,6 +151,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         "dataset": {"name": task_obj.dataset.name, **dataset_args.model_dump(mode="json")},
         "label_rules": task_obj.label_rules(),
         "primary_label_rule": task_obj.label_rule,
+        "choices": choices_of(task_obj),
         **backend_obj.describe(),
         "generation": generation_config.to_dict(),
         "max_model_len": task_obj.max_model_len,
@@ -167,9 +169,17 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
                    paper_transform)
 
 
+def choices_of(task: Task) -> dict[str, Any]:
+    """The choices that decide a number but that the reference's card does not state, by name."""
+    template = task.prompt_template()
+    return {"prompt": template.name, "template_syntax": template.syntax, "parser": task.parser,
+            "unparsed": task.unparsed, "body": BODY_RULE, "truncation": TRUNCATION_RULE}
+
+
 def build_sample(paper: Paper, golds: dict[str, bool | None], prompt_hash: str,
-                 truncation: dict[str, Any], completion: Completion, latency: float, cached: bool) -> dict[str, Any]:
-    decision = parse_decision(None if completion.error else completion.text)
+                 truncation: dict[str, Any], completion: Completion, latency: float, cached: bool,
+                 parser: str = DEFAULT_PARSER) -> dict[str, Any]:
+    decision = Decision.FAILED if completion.error else parse_decision(completion.text, parser)
     return {
         "id": paper.key, "paper_id": paper.id, "venue": paper.venue, "split": paper.split, "title": paper.title,
         "gold": golds, "accepted": paper.accepted, "mean_recommendation": paper.mean_recommendation,
@@ -213,14 +223,15 @@ def _prepare(plan: RunPlan, papers: list[Paper], counter: Any, rules: dict[str, 
             # Each of k generations gets its own seed, so they differ and each has its own cache entry.
             config = generation if k == 1 else dataclasses.replace(generation, seed=(generation.seed or 0) + index)
             request = ChatRequest(paper.key, rendered.messages, config, logprobs=backend.supports_logprobs,
-                                  meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index})
+                                  meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
+                                  paper=paper)
             key = stable_hash({"backend": described, "generation": config.to_dict(), "messages": rendered.messages})
             prepared.append(_Item(paper, request, rendered, golds, key, prompt_hash, index))
     return prepared
 
 
 async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
-                        use_cache: bool, progress: bool) -> list[dict[str, Any]]:
+                        use_cache: bool, progress: bool, selection: Sequence[Paper] = ()) -> list[dict[str, Any]]:
     from peerbench.paths import cache_root
     from peerbench.progress import progress_bar
 
@@ -243,7 +254,8 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
         return plan.dataset.load(args, progress=progress)
 
     try:
-        await backend.setup(RunContext(task, load_train, rules[task.label_rule].label, user_text))
+        await backend.setup(RunContext(task, load_train, rules[task.label_rule].label, user_text,
+                                       selection or papers))
         prepared = _prepare(plan, papers, backend.token_counter(), rules)
     except BaseException:
         await backend.aclose()  # a half-set-up backend may hold connections or an engine
@@ -269,12 +281,12 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
                     if len(got) < k:
                         return
                     got.sort(key=lambda entry: entry[0])
-                    completion = combine_generations([entry[1] for entry in got])
+                    completion = combine_generations([entry[1] for entry in got], task.parser)
                     latency = sum(entry[2] for entry in got) / k
                     cached = all(entry[3] for entry in got)
                     del partial[item.paper.key]
                 sample = build_sample(item.paper, item.golds, item.prompt_hash, item.rendered.truncation, completion,
-                                      latency, cached)
+                                      latency, cached, task.parser)
                 if plan.config.get("store_prompts"):
                     sample["messages"] = item.request.messages
                 run_dir.append(sample)
@@ -323,27 +335,52 @@ async def _generate_all(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, 
 
 
 def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,
-            resamples: int = 1000, seed: int = 0, retry_failed: bool = False) -> RunResult:
-    """Generate what the run directory lacks (and, with ``retry_failed``, what failed), then score."""
-    papers = plan.dataset.load(plan.dataset_args, progress=progress)
-    if plan.limit is not None:
-        papers = papers[: plan.limit]
-    if plan.paper_transform is not None:
-        papers = [plan.paper_transform(paper) for paper in papers]
-    if not papers:
-        raise ConfigError(f"task {plan.task.task!r}: the selection holds no papers")
+            resamples: int = 1000, seed: int = 0, retry_failed: bool = True) -> RunResult:
+    """Generate what the run directory lacks, failed papers included, then score.
+
+    A failed request is not an answer, so a plain rerun of the same command requests exactly the
+    papers that have none (``retry_failed`` is kept for callers of the old flag; it changes nothing).
+    """
+    task_papers = load_papers(plan, progress=progress)
+    papers = task_papers[: plan.limit] if plan.limit is not None else task_papers
+    check_gold(plan.task, papers)
+    plan.config["n_papers"] = len(papers)
     with RunDir(plan.run_dir) as run_dir:
         run_dir.claim(plan.config)
         stored = run_dir.read_samples()
-        todo = [p for p in papers if p.key not in stored or (retry_failed and stored[p.key].get("error"))]
+        todo = [p for p in papers if p.key not in stored or not is_answered(stored[p.key])]
         if todo:
             new = asyncio.run(_generate_all(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
-                                            progress=progress))
+                                            progress=progress, selection=task_papers))
             stored.update((sample["id"], sample) for sample in new)
         samples = [stored[p.key] for p in papers if p.key in stored]
         metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
         run_dir.write_metrics(metrics)
     return RunResult(plan.run_dir, metrics, samples, plan.config)
+
+
+def load_papers(plan: RunPlan, *, progress: bool) -> list[Paper]:
+    """The task's papers (before --limit, so that a replay file is matched against all of them),
+    each changed by the run's probe if it is a probe arm."""
+    papers = plan.dataset.load(plan.dataset_args, progress=progress)
+    if plan.paper_transform is not None:
+        papers = [plan.paper_transform(paper) for paper in papers]
+    if not papers:
+        raise ConfigError(f"task {plan.task.task!r}: the selection holds no papers")
+    return papers
+
+
+def check_gold(task: Task, papers: Sequence[Paper]) -> None:
+    """Every paper must have a gold label under the task's primary rule: one that has none is an
+    error naming it, never a paper scored against a label borrowed from another rule."""
+    rule = get_label_rule(task.label_rule)
+    unknown = [paper for paper in papers if rule.label(paper) is None]
+    if unknown:
+        first = unknown[0]
+        where = first.meta.get("reviews_path") or first.key
+        more = f" (and {len(unknown) - 1} more papers)" if len(unknown) > 1 else ""
+        raise DataError(f"{where}: paper {first.key} has no gold label under {rule.name} "
+                        f"({rule.description}){more}; pick papers with --ids or another label rule")
 
 
 def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
@@ -353,9 +390,10 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
 
     policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
     metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
-                            unparsed_policy=policy, resamples=resamples, seed=seed)
+                            unparsed_policy=policy, resamples=resamples, seed=seed, n_papers=config.get("n_papers"))
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
+    metrics["choices"] = config.get("choices")
     return metrics
 
 
@@ -377,13 +415,13 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                    "completion": sum(s.get("completion_tokens") or 0 for s in samples),
                    "thinking": sum((s.get("extra") or {}).get("thinking_tokens") or 0 for s in samples)},
         "cost_usd": round(sum(costs), 6) if costs else None,
-        "decisions": {d: sum(1 for s in samples if s.get("decision") == d) for d in ("ACCEPT", "REJECT", "UNPARSED")},
+        "decisions": {d.value: sum(1 for s in samples if s.get("decision") == d.value) for d in Decision},
     }
 
 
 def run(task: str | Task = "peerread95", backend: str | None = None, model: str | None = None, *,
         concurrency: int | None = None, use_cache: bool = True, progress: bool = False, resamples: int = 1000,
-        seed: int = 0, retry_failed: bool = False, **plan_kwargs: Any) -> RunResult:
+        seed: int = 0, retry_failed: bool = True, **plan_kwargs: Any) -> RunResult:
     """Run one task on one backend and return its metrics and samples (the Python API)."""
     plan = plan_run(task, backend, model, **plan_kwargs)
     return execute(plan, concurrency=concurrency, use_cache=use_cache, progress=progress,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from peerbench.parsing import parse_decision
+from peerbench.parsing import DEFAULT_PARSER, parse_decision
 from peerbench.records import Completion, Decision
 
 
-def combine_generations(completions: Sequence[Completion]) -> Completion:
+def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT_PARSER) -> Completion:
     """k completions of one paper -> one: majority decision, P(accept) = accept share of the parsed ones.
 
-    Failed generations are left out (and counted); unparsed ones count in no direction. With no
+    Failed generations are left out (and counted); unparsed and ambiguous ones count in no direction. With no
     parsed decision there is no probability. A tie goes to the earliest generation's decision.
     """
     ok = [c for c in completions if not c.error]
@@ -25,8 +25,8 @@ def combine_generations(completions: Sequence[Completion]) -> Completion:
         first = completions[0]
         return Completion(error=f"all {len(completions)} generations failed; first: {first.error}",
                           extra={"samples": len(completions), "failed": failed})
-    decisions = [parse_decision(c.text) for c in ok]
-    parsed = [d for d in decisions if d is not Decision.UNPARSED]
+    decisions = [parse_decision(c.text, parser) for c in ok]
+    parsed = [d for d in decisions if d in (Decision.ACCEPT, Decision.REJECT)]
     share = sum(d is Decision.ACCEPT for d in parsed) / len(parsed) if parsed else None
     if share is None:
         chosen = ok[0]

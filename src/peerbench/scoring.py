@@ -6,38 +6,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from peerbench.errors import ConfigError
 from peerbench.metrics import Metric, ScoreInputs
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
 
+ANSWERED_DECISIONS = ("ACCEPT", "REJECT", "AMBIGUOUS", "UNPARSED")
+UNPARSED_POLICIES = ("wrong", "reject", "exclude")
+
+
+def is_answered(sample: dict[str, Any]) -> bool:
+    """A model answer to score: any review, with or without a decision line. A failed request
+    (error set, decision FAILED) is not one: it is never scored, and it makes the run incomplete."""
+    return not sample.get("error") and sample.get("decision") != "FAILED"
+
+
 def score_inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_override=None) -> ScoreInputs:
+    """Arrays for the metrics. Under policy ``wrong`` (the default) a review without a usable decision
+    counts as the opposite of gold; under ``reject`` as a rejection; ``exclude`` drops it earlier."""
     import numpy as np
 
     y_true = np.array([bool(r["gold"][rule]) for r in rows], dtype=bool)
     decisions = [r.get("decision") for r in rows]
-    unparsed = np.array([d not in ("ACCEPT", "REJECT") for d in decisions], dtype=bool)
     if y_pred_override is not None:
         y_pred = np.full(len(rows), y_pred_override, dtype=bool)
-        unparsed = np.zeros(len(rows), dtype=bool)
-    else:
-        said_accept = np.array([d == "ACCEPT" for d in decisions], dtype=bool)
-        # Default policy 'wrong': an unparsed review counts as the opposite of gold.
-        fallback = ~y_true if policy == "wrong" else np.zeros(len(rows), dtype=bool)
-        y_pred = np.where(unparsed, fallback, said_accept)
+        nothing = np.zeros(len(rows), dtype=bool)
+        return ScoreInputs(y_true, y_pred, np.full(len(rows), np.nan), nothing, y_pred, nothing)
+    said_accept = np.array([d == "ACCEPT" for d in decisions], dtype=bool)
+    unparsed = np.array([d not in ("ACCEPT", "REJECT") for d in decisions], dtype=bool)
+    ambiguous = np.array([d == "AMBIGUOUS" for d in decisions], dtype=bool)
+    fallback = ~y_true if policy == "wrong" else np.zeros(len(rows), dtype=bool)
+    y_pred = np.where(unparsed, fallback, said_accept)
     p_accept = np.array([np.nan if r.get("p_accept") is None else float(r["p_accept"]) for r in rows], dtype=float)
-    return ScoreInputs(y_true, y_pred, p_accept, unparsed)
-
-
-def _subset(inputs: ScoreInputs, index) -> ScoreInputs:
-    return ScoreInputs(inputs.y_true[index], inputs.y_pred[index], inputs.p_accept[index], inputs.unparsed[index])
+    return ScoreInputs(y_true, y_pred, p_accept, unparsed, said_accept, ambiguous)
 
 
 def confusion(inputs: ScoreInputs) -> dict[str, int]:
+    """Confusion counts after the unparsed policy, plus how many reviews gave no usable decision:
+    ``unparsed`` (no decision line) and ``ambiguous`` (both lines), counted apart."""
     t, p = inputs.y_true, inputs.y_pred
+    ambiguous = int(inputs.ambiguous.sum()) if inputs.ambiguous is not None else 0
     return {"tp": int((t & p).sum()), "fp": int((~t & p).sum()), "fn": int((t & ~p).sum()),
-            "tn": int((~t & ~p).sum()), "unparsed": int(inputs.unparsed.sum())}
+            "tn": int((~t & ~p).sum()), "unparsed": int(inputs.unparsed.sum()) - ambiguous, "ambiguous": ambiguous}
 
 
 def point_estimates(inputs: ScoreInputs, metrics: Sequence[Metric]) -> dict[str, float]:
@@ -81,10 +93,10 @@ def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int,
             missing_p = np.isnan(inputs.p_accept)
             if metric.needs_proba and missing_p.all():
                 continue
-            if metric.from_resamples is not None and not missing_p.any():
+            if metric.from_resamples is not None and not (metric.needs_proba and missing_p.any()):
                 values = np.asarray(metric.from_resamples(inputs, index), dtype=float)
             else:
-                values = np.array([v if (v := metric.compute(_subset(inputs, row))) is not None else np.nan
+                values = np.array([v if (v := metric.compute(inputs.subset(row))) is not None else np.nan
                                    for row in index], dtype=float)
         values = values[~np.isnan(values)]
         if len(values):
@@ -100,28 +112,41 @@ def score_group(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: in
             "metrics": {name: {"value": v, "ci": intervals.get(name)} for name, v in values.items()}}
 
 
+def completeness(samples: Sequence[dict[str, Any]], n_papers: int | None) -> dict[str, Any]:
+    """How much of the selection has a model answer. A run is complete only when every paper has one;
+    failed requests and papers never requested (an interrupted run) leave it INCOMPLETE."""
+    answered = sum(1 for s in samples if is_answered(s))
+    total = max(n_papers or 0, len(samples))
+    return {"n_papers": total, "n_answered": answered, "n_failed": len(samples) - answered,
+            "n_missing": total - len(samples), "complete": answered == total}
+
+
 def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[str], metrics: Sequence[Metric],
                   unparsed_policy: str = "wrong", resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                  confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+                  confidence: float = DEFAULT_CONFIDENCE, n_papers: int | None = None) -> dict[str, Any]:
+    """Scores of the answered samples only; failed requests are counted in ``n_failed``, never scored."""
     from peerbench.labels import get_label_rule
 
+    if unparsed_policy not in UNPARSED_POLICIES:
+        raise ConfigError(f"unparsed policy {unparsed_policy!r}: valid choices: {', '.join(UNPARSED_POLICIES)}")
+    answered = [s for s in samples if is_answered(s)]
     result: dict[str, Any] = {
         "primary_label_rule": label_rules[0] if label_rules else None,
         "unparsed_policy": unparsed_policy,
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": confidence},
         "n_samples": len(samples),
-        "n_failed": sum(1 for s in samples if s.get("error")),
+        **completeness(samples, n_papers),
         "label_rules": {},
     }
     for rule in label_rules:
-        rows = [s for s in samples if s["gold"].get(rule) is not None]
+        rows = [s for s in answered if s["gold"].get(rule) is not None]
         excluded = 0
         if unparsed_policy == "exclude":
             kept = [s for s in rows if s.get("decision") in ("ACCEPT", "REJECT")]
             excluded, rows = len(rows) - len(kept), kept
         entry: dict[str, Any] = {
             "description": get_label_rule(rule).description,
-            "n_unknown_gold": len(samples) - len(rows) - excluded,
+            "n_unknown_gold": len(answered) - len(rows) - excluded,
             "n_excluded_unparsed": excluded,
         }
         if not rows:
@@ -137,7 +162,7 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
 
             venue_of = np.array([s["venue"] for s in rows])
             for venue in venues:
-                entry["per_venue"][venue] = score_group(_subset(inputs, venue_of == venue), metrics, **kwargs)
+                entry["per_venue"][venue] = score_group(inputs.subset(venue_of == venue), metrics, **kwargs)
         gold_share = float(inputs.y_true.mean())
         decision_metrics = [m for m in metrics if not m.needs_proba]
         entry["baselines"] = {

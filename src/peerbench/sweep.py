@@ -110,7 +110,8 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
     (Path(entry["out"]) / "worker.pid").write_text(str(os.getpid()))
     result = execute(plan_entry(entry), progress=progress, resamples=200)
     summary = summarize(entry, result.metrics)
-    (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
+    if summary["complete"]:  # an incomplete run is not done: the next sweep resumes it
+        (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -120,6 +121,7 @@ def summarize(entry: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     values = {k: v["value"] for k, v in (overall.get("metrics") or {}).items() if k in SUMMARY_METRICS}
     return {"name": entry["name"], "task": entry["task"], "backend": entry["backend"], "model": entry["model"],
             "run_dir": entry["out"], "label_rule": rule, "n": overall.get("n"), "n_failed": metrics.get("n_failed"),
+            "complete": metrics.get("complete", True),
             "metrics": values}
 
 

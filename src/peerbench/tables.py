@@ -26,8 +26,10 @@ def _ci(ci: list[float] | None) -> str:
 def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Table:
     overall = entry["overall"]
     confidence = int(round(metrics["bootstrap"]["confidence"] * 100))
+    choices = metrics.get("choices") or {}
     title = (f"{metrics.get('task', '')} · {metrics.get('backend', '')}:{metrics.get('model', '')} · "
-             f"gold label: {rule} (n={overall['n']})")
+             f"gold label: {rule} (n={overall['n']}) · parser: {choices.get('parser', '?')} · "
+             f"unparsed = {metrics.get('unparsed_policy', '?')}\n{answered_line(metrics)}")
     table = Table(title=title, caption=entry["description"], title_justify="left")
     table.add_column("metric", no_wrap=True, min_width=18)
     table.add_column("value", justify="right")
@@ -61,6 +63,24 @@ def venue_table(entry: dict[str, Any]) -> Table | None:
     return table
 
 
+def answered_line(metrics: dict[str, Any]) -> str:
+    """'95/95 answered', or INCOMPLETE with what is missing: never a partial run passed off as whole."""
+    answered, total = metrics.get("n_answered", metrics.get("n_samples", 0)), metrics.get("n_papers")
+    if total is None or metrics.get("complete", True):
+        return f"{answered}/{total if total is not None else answered} answered"
+    return (f"INCOMPLETE: {answered}/{total} answered ({metrics.get('n_failed', 0)} failed, "
+            f"{metrics.get('n_missing', 0)} not yet requested); rerun the same command to finish it")
+
+
+def choices_text(metrics: dict[str, Any]) -> str:
+    """The choices the reference's card leaves open, as this run made them."""
+    choices = metrics.get("choices") or {}
+    if not choices:
+        return "choices: not recorded (a run made before peerbench recorded them)"
+    return (f"prompt {choices['prompt']} ({choices['template_syntax']}) · parser {choices['parser']} · unparsed "
+            f"reviews counted as {choices['unparsed']}\nbody: {choices['body']}\ntruncation: {choices['truncation']}")
+
+
 def summary_text(metrics: dict[str, Any]) -> Text:
     primary = metrics["label_rules"].get(metrics["primary_label_rule"]) or {}
     conf = (primary.get("overall") or {}).get("confusion", {})
@@ -70,8 +90,11 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"confusion (gold {metrics['primary_label_rule']}): TP {conf.get('tp', 0)} FP {conf.get('fp', 0)} "
         f"FN {conf.get('fn', 0)} TN {conf.get('tn', 0)}",
         f"decisions: ACCEPT {decisions.get('ACCEPT', 0)}, REJECT {decisions.get('REJECT', 0)}, "
-        f"UNPARSED {decisions.get('UNPARSED', 0)} (of which failed requests: {metrics.get('n_failed', 0)}); "
-        f"unparsed counted as: {metrics['unparsed_policy']}",
+        f"AMBIGUOUS {decisions.get('AMBIGUOUS', 0)}, UNPARSED {decisions.get('UNPARSED', 0)}; "
+        f"unparsed and ambiguous counted as: {metrics['unparsed_policy']}; failed requests (not scored): "
+        f"{metrics.get('n_failed', 0)}",
+        answered_line(metrics),
+        choices_text(metrics),
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
         f"mean {trunc.get('mean_cut_chars', 0):.0f} chars, max {trunc.get('max_cut_chars', 0)} chars",
     ]

@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from peerbench.errors import ConfigError
-from peerbench.prompts import PromptTemplate
+from peerbench.parsing import DEFAULT_PARSER
+from peerbench.prompts import DEFAULT_PROMPT, PromptTemplate
 from peerbench.records import GenerationConfig
 
 
@@ -48,9 +49,11 @@ class Task(BaseModel):
     train: dict[str, Any] | None = None
     label_rule: str = "recommendation>=4"
     report_label_rules: list[str] = Field(default_factory=lambda: ["decision"])
-    prompt: str = "reviewer-v1"
+    prompt: str = DEFAULT_PROMPT
     system_prompt: str | None = None
     user_template: str | None = None
+    template_syntax: Literal["format", "dollar"] | None = None
+    parser: Literal["reference", "lenient"] = DEFAULT_PARSER
     max_model_len: int = Field(12288, gt=0)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     metrics: list[str] | None = None
@@ -58,7 +61,7 @@ class Task(BaseModel):
     source: str | None = Field(None, exclude=True)
 
     def prompt_template(self) -> PromptTemplate:
-        return PromptTemplate.resolve(self.prompt, self.system_prompt, self.user_template)
+        return PromptTemplate.resolve(self.prompt, self.system_prompt, self.user_template, self.template_syntax)
 
     def generation_config(self) -> GenerationConfig:
         return GenerationConfig(**self.generation.model_dump())
@@ -69,7 +72,7 @@ class Task(BaseModel):
     def fingerprint(self) -> str:
         """Changes whenever anything that decides the prompts or the gold labels changes."""
         template = self.prompt_template()
-        payload = {**self.model_dump(mode="json"), "resolved_prompt": [template.system, template.user]}
+        payload = {**self.model_dump(mode="json"), "resolved_prompt": [template.system, template.user, template.syntax]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **changes: Any) -> Task:

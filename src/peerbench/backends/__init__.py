@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,12 +41,15 @@ class BackendOptions(BaseModel):
 
 @dataclass
 class RunContext:
-    """What a backend may need before generating: the task, and its training papers for baselines."""
+    """What a backend may need before generating: the task, its training papers for baselines, and
+    every paper of the run's selection (a replay file is matched against all of them, not only
+    those still to do, so that an id shared by two papers is caught whichever is left)."""
 
     task: Any
     load_train_papers: Callable[[], list[Paper]]
     label: Callable[[Paper], bool | None]
     user_text: Callable[[Paper], str]
+    papers: Sequence[Paper] = ()
 
 
 class Backend(ABC):

@@ -19,13 +19,14 @@ from peerbench.datasets import Dataset
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper, Section
+from peerbench.reference import PEERREAD95_PATH
 
 PEERREAD_COMMIT = "a5d0d79169b974e172186085291920a4154c433f"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/allenai/PeerRead/{PEERREAD_COMMIT}/data"
 DEFAULT_LISTING_URL = "https://api.github.com/repos/allenai/PeerRead/contents"
 VENUES = ("acl_2017", "conll_2016", "iclr_2017")
 SPLITS = ("train", "dev", "test")
-MANIFEST_PATH = Path(__file__).with_name("peerread95.json")
+MANIFEST_PATH = PEERREAD95_PATH
 
 Venue = Literal["acl_2017", "conll_2016", "iclr_2017"]
 Split = Literal["train", "dev", "test"]

@@ -21,7 +21,7 @@ from peerbench.errors import ConfigError, DataError
 AGGREGATED = ("f1", "accuracy", "balanced_accuracy", "pred_accept_rate", "parse_failure_rate")
 # What an imported run needs from the task's side of a peerbench config.json (scoring, report, compare).
 TASK_CONFIG_KEYS = ("peerbench_version", "task", "task_version", "task_fingerprint", "task_definition", "dataset",
-                    "label_rules", "primary_label_rule", "generation", "max_model_len", "limit", "metrics")
+                    "label_rules", "primary_label_rule", "choices", "generation", "max_model_len", "limit", "metrics")
 
 
 def _gold_label(value: bool | None) -> str:
@@ -54,7 +54,8 @@ def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None 
                      "user": rendered.messages[1]["content"], "gold": golds,
                      "gold_label": _gold_label(golds[task.label_rule]), "accepted": paper.accepted,
                      "mean_recommendation": paper.mean_recommendation, "truncation": rendered.truncation,
-                     "prompt_hash": stable_hash(rendered.messages)[:16], "unparsed_policy": task.unparsed})
+                     "prompt_hash": stable_hash(rendered.messages)[:16], "unparsed_policy": task.unparsed,
+                     "parser": task.parser})
     data_file = (folder / f"{lm_name}.jsonl").resolve()
     data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
     shutil.copyfile(Path(__file__).with_name("lm_eval_utils.py"), folder / "utils.py")
@@ -119,7 +120,7 @@ def import_results(results_dir: str | Path, out: str | Path, *, resamples: int =
                             "title": doc["title"], "gold": doc["gold"], "accepted": doc.get("accepted"),
                             "mean_recommendation": doc.get("mean_recommendation"), "prompt_hash": doc["prompt_hash"],
                             "truncation": doc["truncation"], "completion": text,
-                            "decision": parse_decision(text).value, "p_accept": None, "error": None,
+                            "decision": parse_decision(text, config.get("choices", {}).get("parser", "reference")).value, "p_accept": None, "error": None,
                             "finish_reason": None, "prompt_tokens": None, "completion_tokens": None,
                             "latency_s": None, "cached": False})
         target = Path(out) if len((results.get("configs") or {})) == 1 else Path(out) / task_name

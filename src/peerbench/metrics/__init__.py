@@ -16,12 +16,29 @@ Array = Any  # numpy.ndarray; numpy is imported only where metrics are computed
 @dataclass(frozen=True)
 class ScoreInputs:
     """Per-paper arrays: gold (bool), predicted (bool, after the unparsed policy), p_accept (float or nan),
-    unparsed (bool)."""
+    unparsed (bool: no usable decision, UNPARSED or AMBIGUOUS), and optionally said_accept (bool: the
+    review itself said ACCEPTANCE; an unparsed review never did, whatever the policy made of it) and
+    ambiguous (bool: both decision lines)."""
 
     y_true: Array
     y_pred: Array
     p_accept: Array
     unparsed: Array
+    said_accept: Array | None = None
+    ambiguous: Array | None = None
+
+    @property
+    def accepts(self) -> Array:
+        """Papers whose review said ACCEPTANCE (y_pred where the caller gave no said_accept)."""
+        return self.y_pred if self.said_accept is None else self.said_accept
+
+    def subset(self, index: Any) -> ScoreInputs:
+        """The same arrays, indexed (a venue's rows, or a resample matrix)."""
+        def pick(array: Array | None) -> Array | None:
+            return None if array is None else array[index]
+
+        return ScoreInputs(self.y_true[index], self.y_pred[index], self.p_accept[index], self.unparsed[index],
+                           pick(self.said_accept), pick(self.ambiguous))
 
 
 @dataclass(frozen=True)
