@@ -63,7 +63,7 @@ def run_peerbench(root: str, data_dir: Path, out: Path, concurrency: int) -> tup
 def lm_eval_task(folder: Path, data_dir: Path) -> str:
     """A generate_until task whose documents are exactly the prompts peerbench sent."""
     from peerbench.prompts import render
-    from peerbench.runner import plan_run
+    from peerbench.pipeline.plan import plan_run
 
     plan = plan_run("peerread95", "baseline", data_dir=data_dir)
     papers = plan.dataset.load(plan.dataset_args, progress=False)

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="a PeerRead data/ folder (default: synthetic fixtures)")
     parser.add_argument("--skip-tiny", action="store_true", help="leave out the tiny hf model (needs torch)")
     args = parser.parse_args()
-    from peerbench.probes import run_probes
+    from peerbench.pipeline.probes import run_probes
 
     work = Path(tempfile.mkdtemp(prefix="peerbench-probes-"))
     os.environ.setdefault("PEERBENCH_HOME", str(work / "home"))

@@ -23,7 +23,7 @@ def main() -> None:
     from openai_server import OpenAIChatServer
     from peerread_fixtures import write_peerread
 
-    from peerbench.sweep import sweep
+    from peerbench.pipeline.sweep import sweep
 
     work = Path(tempfile.mkdtemp(prefix="peerbench-sweep-bench-"))
     os.environ["PEERBENCH_HOME"] = str(work / "home")

@@ -13,7 +13,7 @@ import numpy as np
 from peerbench.datasets.peerread import manifest
 from peerbench.metrics import ScoreInputs
 from peerbench.metrics.decision import BUILTIN_METRICS
-from peerbench.scoring import point_estimates
+from peerbench.reporting.scoring import point_estimates
 
 DECISION_METRICS = [m for m in BUILTIN_METRICS if not m.needs_proba]
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc", "pred_accept_rate")

@@ -50,7 +50,9 @@ def test_cli_works_without_heavy_libraries(args, isolated_home):
     (["run", "--task", "peerread96"], "unknown task 'peerread96' (did you mean 'peerread95'?)"),
     (["run", "--limit", "0"], "--limit: must be a positive number"),
     (["run", "--backend", "replay", "--model", "missing.jsonl"], "--model missing.jsonl: no such file"),
-    (["run", "--split", "validation"], "dataset field 'splits.0'"),
+    (["run", "--backend", "baseline", "--split", "validation"], "dataset field 'splits.0'"),
+    (["run", "--task", "peerread95"], "--backend: required (no --model was given)"),
+    (["run", "--model", "gpt-x"], "--backend: required (--model gpt-x is no preset and no backend's fixed model)"),
     (["report", "nowhere"], "nowhere: not a peerbench run directory"),
 ])
 def test_bad_options_get_one_line_and_exit_2(args, message):

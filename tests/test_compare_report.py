@@ -12,7 +12,7 @@ from peerread_fixtures import manifest
 from sklearn.metrics import cohen_kappa_score
 
 import peerbench
-from peerbench.comparison import mcnemar_exact, paired_bootstrap
+from peerbench.reporting.comparison import mcnemar_exact, paired_bootstrap
 from peerbench.errors import ConfigError
 from peerbench.metrics import ScoreInputs
 from peerbench.metrics.decision import BUILTIN_METRICS

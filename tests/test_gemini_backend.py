@@ -11,7 +11,7 @@ from vertex_server import GeminiServer
 import peerbench
 from peerbench.errors import BackendError, ConfigError
 from peerbench.reference import card
-from peerbench.runner import plan_run
+from peerbench.pipeline.plan import plan_run
 
 TOKEN = "ya29.test-token-never-stored"
 API_KEY = "AIza-test-key-never-stored"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from peerbench.logprobs import TokenLogprob, decision_probability
-from peerbench.retry import backoff_delay, retry_after_seconds
+from peerbench.backends.logprobs import TokenLogprob, decision_probability
+from peerbench.backends.retry import backoff_delay, retry_after_seconds
 
 
 def tokens(*pieces, at=None, top=()):

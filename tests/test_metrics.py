@@ -4,7 +4,7 @@ from sklearn import metrics as skm
 
 from peerbench.metrics import ScoreInputs
 from peerbench.metrics.decision import BUILTIN_METRICS
-from peerbench.scoring import bootstrap, point_estimates, score_samples
+from peerbench.reporting.scoring import bootstrap, point_estimates, score_samples
 
 BY_NAME = {m.name: m for m in BUILTIN_METRICS}
 

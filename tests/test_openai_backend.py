@@ -10,7 +10,7 @@ from openai_server import OpenAIChatServer
 
 import peerbench
 from peerbench.errors import BackendError
-from peerbench.runner import plan_run
+from peerbench.pipeline.plan import plan_run
 
 SECRET = "sk-test-do-not-leak-7f3a9c"
 

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 from peerread_fixtures import LEAK, MANIFEST, write_paper

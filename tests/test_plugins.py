@@ -1,10 +1,7 @@
 import inspect
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import click
 import pytest
 from conftest import REPO, cli_env, run_cli
 
@@ -115,7 +112,7 @@ def test_hook_register_models(inline_plugin):
             register("tiny", backend="baseline", model="always-reject")
 
     inline_plugin(Mine(), "model-plugin")
-    from peerbench.runner import resolve_model
+    from peerbench.pipeline.plan import resolve_model
 
     assert resolve_model(None, "tiny", {}) == ("baseline", "always-reject", {})
 

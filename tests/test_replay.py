@@ -182,8 +182,7 @@ def paper(venue, split, paper_id):
 
 def setup_backend(path, papers, **options):
     backend = ReplayBackend(str(path), **options)
-    asyncio.run(backend.setup(RunContext(task=None, load_train_papers=list, label=lambda p: None,
-                                         user_text=lambda p: "", papers=papers)))
+    asyncio.run(backend.setup(RunContext(task=None, papers=papers)))
     return backend
 
 

@@ -11,7 +11,7 @@ from peerread_fixtures import manifest
 
 import peerbench
 from peerbench.errors import BackendError, ConfigError
-from peerbench.store import RunDir
+from peerbench.pipeline.store import RunDir
 
 
 def test_python_api_runs_tfidf_on_the_train_split(peerread_root, tmp_path):
@@ -227,7 +227,7 @@ def test_the_score_rule_never_falls_back_to_the_decision_and_a_paper_without_gol
     from peerbench.errors import DataError
     from peerbench.labels import get_label_rule
     from peerbench.records import Paper
-    from peerbench.runner import check_gold
+    from peerbench.pipeline.execute import check_gold
     from peerbench.task import load_task
 
     unscored = Paper("9", "iclr_2017", "T", "A", [], split="dev", accepted=True,

@@ -1,5 +1,5 @@
 from peerbench.records import Completion
-from peerbench.sampling import combine_generations
+from peerbench.pipeline.collect import combine_generations
 
 A = Completion("... I recommend this paper for ACCEPTANCE.", p_accept=0.9, completion_tokens=10)
 R = Completion("... I recommend this paper for REJECTION.", completion_tokens=10)

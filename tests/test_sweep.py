@@ -12,7 +12,7 @@ from conftest import cli_env, run_cli
 from openai_server import OpenAIChatServer
 
 from peerbench.errors import ConfigError
-from peerbench.sweep import sweep
+from peerbench.pipeline.sweep import sweep
 
 
 def write_spec(path, data_dir, server=None, **extra):

@@ -16,7 +16,7 @@ from peerbench.records import ChatRequest, Completion, Decision, GenerationConfi
 
 if TYPE_CHECKING:
     from peerbench.backends import Backend
-    from peerbench.runner import RunResult
+    from peerbench.pipeline.plan import RunResult
     from peerbench.task import Task
 
 __all__ = [
@@ -28,14 +28,14 @@ __all__ = [
 def run(task: str = "peerread95", backend: str | None = None, model: str | None = None,
         **kwargs: Any) -> RunResult:
     """Run a task on a backend (default: baseline, or the one a model preset names); returns ``RunResult(run_dir, metrics, samples, config)``."""
-    from peerbench.runner import run as _run
+    from peerbench.pipeline.execute import run as _run
 
     return _run(task, backend, model, **kwargs)
 
 
 def compare(run_dirs: list[str | Path], **kwargs: Any) -> dict[str, Any]:
     """Runs of one task side by side: metrics, paired bootstrap differences, McNemar, kappa, disagreements."""
-    from peerbench.comparison import compare as _compare
+    from peerbench.reporting.comparison import compare as _compare
 
     return _compare(run_dirs, **kwargs)
 
@@ -44,10 +44,10 @@ def report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str 
            **kwargs: Any) -> dict[str, Any]:
     """Rescore a run directory; with ``html`` / ``png_dir``, also write the HTML page / the figures."""
     if html is None and png_dir is None:
-        from peerbench.tables import rescore
+        from peerbench.reporting.scoring import rescore
 
         return rescore(run_dir, **kwargs)
-    from peerbench.html_report import build_report
+    from peerbench.reporting.html import build_report
 
     return build_report(run_dir, html=html, png_dir=png_dir, **kwargs)
 
@@ -99,7 +99,7 @@ def __getattr__(name: str) -> Any:
     elif name == "Task":
         import peerbench.task as module
     elif name == "RunResult":
-        import peerbench.runner as module
+        import peerbench.pipeline.plan as module
     else:
         raise AttributeError(f"module 'peerbench' has no attribute {name!r}")
     return getattr(module, name)

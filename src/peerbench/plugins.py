@@ -34,7 +34,7 @@ DEFAULT_PLUGINS = (
     "peerbench.labels",
     "peerbench.presets",
     "peerbench.metrics.decision",
-    "peerbench.tasks",
+    "peerbench.task",
 )
 
 pm = pluggy.PluginManager("peerbench")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 
 class Decision(str, enum.Enum):
@@ -104,27 +104,49 @@ class Completion:
         return cls(**known)
 
 
-class Sample(TypedDict, total=False):
-    """One line of a run's samples.jsonl: everything known about one paper's review."""
+@dataclass
+class Sample:
+    """One line of a run's samples.jsonl: everything known about one paper's review.
 
-    id: str                      # venue/split/paper_id, unique within a task
+    Built by the run as a typed record and stored as JSON (``to_json``); ``from_json`` reads a
+    stored line back, keeping keys it does not know (lines written by newer versions) in ``extra``.
+    """
+
+    id: str                                  # venue/split/paper_id, unique within a task
     paper_id: str
     venue: str
     split: str
     title: str
-    gold: dict[str, bool | None]  # label rule -> gold decision (None: unknown)
+    gold: dict[str, bool | None]             # label rule -> gold decision (None: unknown)
     accepted: bool | None
     mean_recommendation: float | None
     prompt_hash: str
-    truncation: dict[str, Any]   # method (tokens/chars) and how much of the body was cut
+    truncation: dict[str, Any]               # method (tokens/chars) and how much of the body was cut
     completion: str
-    decision: str                # a Decision value: ACCEPT, REJECT, AMBIGUOUS, UNPARSED or FAILED
-    p_accept: float | None
-    error: str | None            # set when the backend failed on this paper
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_s: float
-    cached: bool                 # served from the response cache
-    extra: dict[str, Any]        # backend details: tries taken, logprob mass at the decision word
-    messages: list[dict[str, str]]  # the prompt, only with --store-prompts
+    decision: str                            # a Decision value
+    p_accept: float | None = None
+    error: str | None = None                 # set when the request failed: then decision is FAILED
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    cached: bool = False                     # served from the response cache
+    extra: dict[str, Any] = field(default_factory=dict)  # backend details: tries taken, logprob mass...
+    messages: list[dict[str, str]] | None = None         # the prompt, only with --store-prompts
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored line: ``extra`` and ``messages`` only when they hold something."""
+        data = asdict(self)
+        for optional in ("extra", "messages"):
+            if not data[optional]:
+                del data[optional]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sample:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        unknown = {k: v for k, v in data.items() if k not in cls.__dataclass_fields__}
+        sample = cls(**known)
+        if unknown:
+            sample.extra = {**sample.extra, "unknown_fields": unknown}
+        return sample

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from peerbench.errors import ConfigError
+from peerbench.hookspecs import hookimpl
 from peerbench.parsing import DEFAULT_PARSER
 from peerbench.prompts import DEFAULT_PROMPT, PromptTemplate
 from peerbench.records import GenerationConfig
@@ -120,6 +121,19 @@ def tasks_from_path(path: str | Path) -> list[Task]:
         raise ConfigError(f"--include-path {path}: no such file or directory")
     files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
     return [load_task_file(f) for f in files]
+
+
+def builtin_task_dir() -> Path:
+    """The built-in task YAML folder: ``peerbench/tasks`` inside a wheel (force-included from the
+    repository's top-level ``tasks/``), else that top-level folder itself (a source checkout or an
+    editable install)."""
+    packaged = Path(__file__).with_name("tasks")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "tasks"
+
+
+@hookimpl
+def register_tasks(register):
+    register(builtin_task_dir())
 
 
 def load_task(name: str, include_paths: Iterable[str | Path] = ()) -> Task:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,15 +41,22 @@ class BackendOptions(BaseModel):
 
 @dataclass
 class RunContext:
-    """What a backend may need before generating: the task, its training papers for baselines, and
-    every paper of the run's selection (a replay file is matched against all of them, not only
-    those still to do, so that an id shared by two papers is caught whichever is left)."""
+    """What a backend may need before generating: the task, its dataset and selection, and every
+    paper of the run's selection (a replay file is matched against all of them, not only those
+    still to do, so that an id shared by two papers is caught whichever is left)."""
 
     task: Any
-    load_train_papers: Callable[[], list[Paper]]
-    label: Callable[[Paper], bool | None]
-    user_text: Callable[[Paper], str]
+    dataset: Any = None
+    dataset_args: Any = None
     papers: Sequence[Paper] = ()
+
+    def load_papers(self, **selection: Any) -> list[Paper]:
+        """Papers of the task's dataset under another selection, e.g. ``**task.train`` for a
+        baseline's training split (never the run's ids)."""
+        raw = {**self.task.dataset.args(), **selection}
+        raw.pop("ids", None)
+        args = self.dataset.parse_args(raw, f"task {self.task.task} ({', '.join(selection) or 'selection'})")
+        return self.dataset.load(args, progress=False)
 
 
 class Backend(ABC):

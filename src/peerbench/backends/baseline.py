@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from peerbench.backends import Backend, BackendOptions, RunContext
-from peerbench.errors import BackendError
+from peerbench.errors import BackendError, ConfigError
 from peerbench.hookspecs import hookimpl
+from peerbench.labels import get_label_rule
 from peerbench.parsing import decision_line
+from peerbench.prompts import render
 from peerbench.records import ChatRequest, Completion
 
 
@@ -39,9 +41,7 @@ class BaselineBackend(Backend):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        papers = context.load_train_papers()
-        rows = [(context.user_text(p), context.label(p)) for p in papers]
-        rows = [(text, label) for text, label in rows if label is not None]
+        rows = [(text, label) for text, label in self._train_rows(context) if label is not None]
         classes = {label for _, label in rows}
         if len(classes) < 2:
             raise BackendError(f"tfidf-lr: the train split of task {context.task.task!r} has {len(rows)} labelled "
@@ -53,7 +53,20 @@ class BaselineBackend(Backend):
             LogisticRegression(C=opts.C, class_weight="balanced", max_iter=2000, random_state=opts.seed),
         )
         self._pipeline.fit([t for t, _ in rows], [int(bool(label)) for _, label in rows])
-        self.train_size = len(rows)
+
+    @staticmethod
+    def _train_rows(context: RunContext) -> list[tuple[str, bool | None]]:
+        """(prompt text, label under the task's rule) for each paper of the task's train split."""
+        task = context.task
+        if task.train is None:
+            raise ConfigError(f"task {task.task!r} declares no train split, which tfidf-lr needs")
+        template, generation = task.prompt_template(), task.generation_config()
+        label = get_label_rule(task.label_rule).label
+        rows = []
+        for paper in context.load_papers(**task.train):
+            rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens)
+            rows.append((rendered.messages[-1]["content"], label(paper)))
+        return rows
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         if self.model == "tfidf-lr":

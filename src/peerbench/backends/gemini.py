@@ -21,7 +21,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.errors import BackendError, ConfigError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.records import ChatRequest, Completion
-from peerbench.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
+from peerbench.backends.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json").expanduser()

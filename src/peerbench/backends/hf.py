@@ -18,7 +18,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.logprobs import decision_index_by_prefix, probability_from_alternatives
+from peerbench.backends.logprobs import decision_index_by_prefix, probability_from_alternatives
 from peerbench.records import ChatRequest, Completion
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")

@@ -19,9 +19,9 @@ from pydantic import Field
 from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.logprobs import TokenLogprob, decision_probability
+from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.records import ChatRequest, Completion
-from peerbench.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
+from peerbench.backends.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300

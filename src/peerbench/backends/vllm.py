@@ -17,7 +17,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.logprobs import TokenLogprob, decision_probability
+from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.records import ChatRequest, Completion
 
 

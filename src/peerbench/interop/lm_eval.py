@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError, DataError
 
 AGGREGATED = ("f1", "accuracy", "balanced_accuracy", "pred_accept_rate", "parse_failure_rate")
@@ -33,8 +34,8 @@ def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None 
                 name: str | None = None) -> Path:
     from peerbench.labels import get_label_rule
     from peerbench.prompts import render
-    from peerbench.runner import plan_run
-    from peerbench.store import stable_hash
+    from peerbench.pipeline.plan import plan_run
+    from peerbench.pipeline.store import stable_hash
 
     plan = plan_run(task_name, "baseline", "always-accept", include_paths=include_paths, data_dir=data_dir,
                     max_model_len=max_model_len, limit=limit)
@@ -80,12 +81,12 @@ def _newest(folder: Path, pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
-def import_results(results_dir: str | Path, out: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def import_results(results_dir: str | Path, out: str | Path, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """An lm-eval output folder (run with --log_samples) -> a scored peerbench run directory."""
     from peerbench.parsing import parse_decision
     from peerbench.registry import registries
-    from peerbench.runner import score_run
-    from peerbench.store import RunDir
+    from peerbench.reporting.scoring import score_run
+    from peerbench.pipeline.store import RunDir
 
     folder = Path(results_dir)
     results_file = _newest(folder, "results_*.json")
@@ -104,7 +105,7 @@ def import_results(results_dir: str | Path, out: str | Path, *, resamples: int =
             raise DataError(f"{results_file.parent}: no samples_{task_name}_*.jsonl; rerun lm_eval with --log_samples")
         config = dict(meta["peerbench_config"])
         model_args = (results.get("config") or {}).get("model_args")
-        from peerbench.store import stable_hash
+        from peerbench.pipeline.store import stable_hash
 
         config.update(backend="lm-eval", model=str((results.get("config") or {}).get("model") or "lm-eval"),
                       options={"model_args": model_args if isinstance(model_args, str) else json.dumps(model_args)},

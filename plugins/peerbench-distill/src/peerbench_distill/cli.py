@@ -127,7 +127,7 @@ for _stage, _help in zip(STAGES, (
 def evaluate(workdir, task, backend, limit, data_dir, max_tokens, max_model_len, resamples) -> None:
     """Run the student and its base model on a task; print both side by side with a paired test."""
     import peerbench
-    from peerbench.tables import render_comparison
+    from peerbench.reporting.tables import render_comparison
     from rich.console import Console
 
     path, config = _config(workdir, None, ())

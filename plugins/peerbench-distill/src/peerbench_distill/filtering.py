@@ -26,7 +26,7 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def filter_pairs(workdir: Path, config: DistillConfig) -> dict[str, Any]:
-    from peerbench.store import read_run
+    from peerbench.pipeline.store import read_run
 
     teacher_dir = workdir / TEACHER_DIR
     if not (teacher_dir / "samples.jsonl").is_file():

@@ -163,7 +163,7 @@ def _load_model(config: DistillConfig, use_unsloth: bool, bf16: bool) -> tuple[A
 
 
 def _plot_loss(history: list[dict[str, Any]], path: Path) -> None:
-    from peerbench.plots import _png, _pyplot
+    from peerbench.reporting.plots import _png, _pyplot
 
     plt = _pyplot()
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]

@@ -91,8 +91,8 @@ def is_done(entry: dict[str, Any]) -> bool:
 
 
 def plan_entry(entry: dict[str, Any]) -> Any:
-    """The run an entry stands for, every setting validated (peerbench.runner.plan_run)."""
-    from peerbench.runner import plan_run
+    """The run an entry stands for, every setting validated (peerbench.pipeline.execute.plan_run)."""
+    from peerbench.pipeline.plan import plan_run
 
     return plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
                     out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
@@ -104,7 +104,7 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
     """Do (or resume) one run and mark it done; returns its summary. Runs in a worker on Ray."""
     import os
 
-    from peerbench.runner import execute
+    from peerbench.pipeline.execute import execute
 
     Path(entry["out"]).mkdir(parents=True, exist_ok=True)
     (Path(entry["out"]) / "worker.pid").write_text(str(os.getpid()))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError
 
 PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
@@ -18,8 +19,8 @@ PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
 def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
     """Each run's answered samples by id: a failed request is no answer to pair with another run's."""
-    from peerbench.scoring import is_answered
-    from peerbench.store import read_run
+    from peerbench.reporting.scoring import is_answered
+    from peerbench.pipeline.store import read_run
 
     runs = []
     for run_dir in run_dirs:
@@ -62,7 +63,7 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
     """B minus A on the same resampled papers: interval, and the share of resamples where B <= A."""
     import numpy as np
 
-    from peerbench.scoring import resampled_counts
+    from peerbench.reporting.scoring import resampled_counts
 
     n = len(inputs_a.y_true)
     rng = np.random.default_rng(seed)
@@ -82,14 +83,14 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
     return out
 
 
-def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int = 1000, seed: int = 0,
+def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
             confidence: float = 0.95) -> dict[str, Any]:
     """Compare runs of one task on the papers all of them have; the first run is the reference."""
     import numpy as np
     from sklearn.metrics import cohen_kappa_score
 
     from peerbench.registry import registries
-    from peerbench.scoring import score_inputs, score_samples
+    from peerbench.reporting.scoring import score_inputs, score_samples
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run directories")

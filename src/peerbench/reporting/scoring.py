@@ -3,11 +3,14 @@ intervals and the trivial baselines beside each result."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
 from peerbench.errors import ConfigError
 from peerbench.metrics import Metric, ScoreInputs
+from peerbench.records import Decision
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -172,3 +175,57 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
         }
         result["label_rules"][rule] = entry
     return result
+
+
+def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
+              resamples: int, seed: int) -> dict[str, Any]:
+    """metrics.json for a run: every label rule its config names, plus the run's summary."""
+    policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
+    metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
+                            unparsed_policy=policy, resamples=resamples, seed=seed, n_papers=config.get("n_papers"))
+    metrics.update(summary_of(samples))
+    metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
+    metrics["choices"] = config.get("choices")
+    return metrics
+
+
+def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Truncation, latency and token totals, for the table under the metrics."""
+    cut = [s["truncation"].get("cut_chars", 0) for s in samples if s.get("truncation")]
+    methods = sorted({s["truncation"].get("method") for s in samples if s.get("truncation")})
+    latencies = [s["latency_s"] for s in samples if not s.get("cached") and s.get("latency_s") is not None]
+    errors = Counter(s["error"] for s in samples if s.get("error"))
+    costs = [s["extra"]["cost_usd"] for s in samples if (s.get("extra") or {}).get("cost_usd") is not None]
+    return {
+        "failures": {"count": sum(errors.values()),
+                     "most_common": [{"error": e, "papers": n} for e, n in errors.most_common(3)]},
+        "truncation": {"method": ",".join(m for m in methods if m), "papers_truncated": sum(1 for c in cut if c > 0),
+                       "mean_cut_chars": (sum(cut) / len(cut)) if cut else 0.0, "max_cut_chars": max(cut, default=0)},
+        "timing": {"mean_latency_s": (sum(latencies) / len(latencies)) if latencies else None,
+                   "cached_samples": sum(1 for s in samples if s.get("cached"))},
+        "tokens": {"prompt": sum(s.get("prompt_tokens") or 0 for s in samples),
+                   "completion": sum(s.get("completion_tokens") or 0 for s in samples),
+                   "thinking": sum((s.get("extra") or {}).get("thinking_tokens") or 0 for s in samples)},
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "decisions": {d.value: sum(1 for s in samples if s.get("decision") == d.value) for d in Decision},
+    }
+
+
+def rescore(run_dir: str | Path, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Score a run directory's samples afresh (works on an interrupted run too)."""
+    from peerbench.pipeline.store import read_run
+
+    config, samples = read_run(run_dir)
+    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+
+
+def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
+                 seed: int) -> dict[str, Any]:
+    """metrics.json for samples already read from a run directory, with the metrics its config names."""
+    from peerbench.registry import registries
+
+    if not samples:
+        raise ConfigError(f"{run_dir}: no samples yet")
+    regs = registries()
+    metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
+    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError
 from peerbench.records import Paper, Section
 
@@ -181,7 +182,7 @@ def compare_arm(clean: dict[str, dict], changed: dict[str, dict], *, resamples: 
 
 def run_probes(task: str, backend: str | None, model: str | None, *, probes: Sequence[str],
                positions: Sequence[str] = ("end",), probe_text_file: str | Path | None = None,
-               out: str | Path | None = None, resamples: int = 1000, seed: int = 0, progress: bool = False,
+               out: str | Path | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, progress: bool = False,
                execute_kwargs: dict[str, Any] | None = None, **plan_kwargs: Any) -> dict[str, Any]:
     """The clean run plus one run per arm, each resumable, then probe.json beside them.
 
@@ -189,7 +190,7 @@ def run_probes(task: str, backend: str | None, model: str | None, *, probes: Seq
     arms' own metrics get at most 200 bootstrap resamples, since the comparison is what matters here."""
     import json
 
-    from peerbench.runner import execute, plan_run
+    from peerbench.pipeline.execute import execute, plan_run
 
     run_kwargs = {"progress": progress, "resamples": min(resamples, 200), "seed": seed, **(execute_kwargs or {})}
     arms = build_arms(probes, positions, probe_text_file)

@@ -3,7 +3,6 @@ baselines beside every number, so a skewed benchmark cannot flatter a reviewer."
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,11 +14,11 @@ SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accur
 VENUE_COLUMNS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "gold_accept_rate")
 
 
-def _fmt(value: float | None) -> str:
+def fmt_value(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _ci(ci: list[float] | None) -> str:
+def fmt_ci(ci: list[float] | None) -> str:
     return "—" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
@@ -41,7 +40,7 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
         if name not in overall["metrics"]:
             continue
         m = overall["metrics"][name]
-        table.add_row(name, _fmt(m["value"]), _ci(m["ci"]), *(_fmt(b.get(name)) for b in baselines.values()))
+        table.add_row(name, fmt_value(m["value"]), fmt_ci(m["ci"]), *(fmt_value(b.get(name)) for b in baselines.values()))
     return table
 
 
@@ -58,7 +57,7 @@ def venue_table(entry: dict[str, Any]) -> Table | None:
         cells = []
         for name in VENUE_COLUMNS:
             m = group["metrics"].get(name)
-            cells.append("—" if m is None else f"{m['value']:.3f} {_ci(m['ci'])}")
+            cells.append("—" if m is None else f"{m['value']:.3f} {fmt_ci(m['ci'])}")
         table.add_row(venue, str(group["n"]), *cells)
     return table
 
@@ -126,28 +125,6 @@ def print_metrics(metrics: dict[str, Any], console: Console | None = None) -> No
     (console or Console()).print(render_metrics(metrics))
 
 
-def rescore(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Score a run directory's samples afresh (works on an interrupted run too)."""
-    from peerbench.store import read_run
-
-    config, samples = read_run(run_dir)
-    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
-
-
-def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
-                 seed: int) -> dict[str, Any]:
-    """metrics.json for samples already read from a run directory, with the metrics its config names."""
-    from peerbench.errors import ConfigError
-    from peerbench.registry import registries
-    from peerbench.runner import score_run
-
-    if not samples:
-        raise ConfigError(f"{run_dir}: no samples yet")
-    regs = registries()
-    metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
-
-
 COMPARED = ("f1", "accuracy", "balanced_accuracy", "mcc", "precision", "recall", "specificity", "pred_accept_rate",
             "auroc", "brier", "ece")
 
@@ -164,7 +141,7 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
         cells = [run["metrics"].get(name) for run in result["runs"]]
         if all(c is None for c in cells):
             continue
-        table.add_row(name, *("—" if c is None else f"{c['value']:.3f} {_ci(c['ci'])}" for c in cells))
+        table.add_row(name, *("—" if c is None else f"{c['value']:.3f} {fmt_ci(c['ci'])}" for c in cells))
     parts: list[Any] = [table]
     for index, pair in enumerate(result["pairs"], 1):
         label = "ABCDEFGHIJ"[index] if index < 10 else str(index)
@@ -172,7 +149,7 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
         for column in ("metric", "difference", f"{confidence}% CI", "p"):
             diffs.add_column(column, justify="right" if column != "metric" else "left")
         for name, d in pair["differences"].items():
-            diffs.add_row(name, f"{d['difference']:+.3f}", _ci(d["ci"]), f"{d['p_value']:.3f}")
+            diffs.add_row(name, f"{d['difference']:+.3f}", fmt_ci(d["ci"]), f"{d['p_value']:.3f}")
         parts.append(diffs)
         mc = pair["mcnemar"]
         lines = [f"McNemar exact: A right where {label} wrong {mc['only_a_correct']}, {label} right where A wrong "
@@ -222,6 +199,6 @@ def render_sweep(summary: dict[str, Any]) -> Group:
         if run.get("error"):
             failures.append(f"{run['name']} failed: {run['error']}")
         table.add_row(run["name"], status, str(run.get("n") or "—"),
-                      *(_fmt(metrics.get(m)) for m in ("f1", "accuracy", "balanced_accuracy", "mcc", "auroc")))
+                      *(fmt_value(metrics.get(m)) for m in ("f1", "accuracy", "balanced_accuracy", "mcc", "auroc")))
     caption = Text("skipped = finished in an earlier call; " + f"results in {summary['sweep_dir']}")
     return Group(table, caption, *(Text(line) for line in failures))

@@ -147,3 +147,34 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+class SampleRecorder:
+    """Stage 6, store: every finished sample is appended to samples.jsonl the moment it exists, and
+    every successful answer goes into the response cache. A run whose first requests all fail stops
+    early (the failures are kept), rather than failing paper after paper."""
+
+    def __init__(self, run_dir: RunDir, cache: ResponseCache | None, papers: int, early_stop: int = 8):
+        self.run_dir = run_dir
+        self.cache = cache
+        self.stop_after = min(early_stop, papers)
+        self.samples: list[dict[str, Any]] = []
+        self.failures = self.successes = 0
+
+    def cache_answer(self, key: str, completion: Any, cached: bool) -> None:
+        if self.cache is not None and not cached and not completion.error:
+            self.cache.put(key, completion.to_dict())
+
+    def record(self, sample: Any) -> None:
+        line = sample.to_json()
+        self.run_dir.append(line)
+        self.samples.append(line)
+        if sample.error:
+            self.failures += 1
+        else:
+            self.successes += 1
+        if self.successes == 0 and self.failures >= self.stop_after:
+            from peerbench.errors import BackendError
+
+            raise BackendError(f"every request failed so far ({self.failures}); first error: "
+                               f"{self.samples[0]['error']}")

@@ -10,13 +10,14 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError, MissingDependency
-from peerbench.tables import SHOWN, VENUE_COLUMNS, _ci, _fmt
+from peerbench.reporting.tables import SHOWN, VENUE_COLUMNS, fmt_ci, fmt_value
 
 
 def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: str) -> dict[str, bytes]:
     """PNG bytes by file stem; the P(accept) figures only when the run has P(accept) values."""
-    from peerbench import plots
+    from peerbench.reporting import plots
 
     entry = metrics["label_rules"][rule]
     out = {"confusion_matrix": plots.confusion_matrix_plot(entry["overall"]["confusion"]),
@@ -31,10 +32,11 @@ def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: st
 
 
 def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
-                 label_rule: str | None = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+                 label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """Score the run afresh, then write the HTML page and/or the PNGs; returns the metrics."""
-    from peerbench.store import read_run
-    from peerbench.tables import answered_line, choices_text, score_stored
+    from peerbench.pipeline.store import read_run
+    from peerbench.reporting.scoring import score_stored
+    from peerbench.reporting.tables import answered_line, choices_text
 
     try:
         import jinja2
@@ -55,7 +57,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
         for name, data in figures.items():
             (folder / f"{name}.png").write_bytes(data)
     if html is not None:
-        environment = jinja2.Environment(loader=jinja2.PackageLoader("peerbench", "templates"),
+        environment = jinja2.Environment(loader=jinja2.PackageLoader("peerbench", "reporting/templates"),
                                          autoescape=True, undefined=jinja2.StrictUndefined)
         papers = []
         for s in samples:
@@ -73,7 +75,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             baselines=entry.get("baselines", {}), per_venue=entry.get("per_venue", {}),
             venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
             figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
-            fmt=_fmt, ci=_ci, answered=answered_line(metrics), choices=choices_text(metrics))
+            fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics))
         Path(html).parent.mkdir(parents=True, exist_ok=True)
         Path(html).write_text(page, encoding="utf-8")
     return metrics

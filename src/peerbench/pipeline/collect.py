@@ -1,4 +1,4 @@
-"""``--samples k``: k generations per paper, the share of ACCEPTANCE among them as P(accept).
+"""Stage 5, collect; and ``--samples k``: k generations per paper, P(accept) = their share of ACCEPTANCE.
 
 For a model whose server gives no logprobs (hosted reasoning models), repeated sampling at the
 task's temperature is the only probability there is. The stored review is one whose decision is
@@ -7,10 +7,11 @@ the majority's, so that the text and the decision of a sample always agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from peerbench.parsing import DEFAULT_PARSER, parse_decision
-from peerbench.records import Completion, Decision
+from peerbench.pipeline.prepare import Item, build_sample
+from peerbench.records import Completion, Decision, Sample
 
 
 def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT_PARSER) -> Completion:
@@ -41,3 +42,29 @@ def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT
     return Completion(text=chosen.text, p_accept=share, finish_reason=chosen.finish_reason,
                       prompt_tokens=sum(c.prompt_tokens or 0 for c in ok) or None,
                       completion_tokens=sum(c.completion_tokens or 0 for c in ok) or None, extra=extra)
+
+
+class Collector:
+    """Stage 5, collect: one sample per paper. With k generations a paper's sample waits for all k
+    and merges them (:func:`combine_generations`); ``on_sample`` receives each finished sample."""
+
+    def __init__(self, samples_per_paper: int, parser: str, store_prompts: bool,
+                 on_sample: Callable[[Sample], None]):
+        self.k = samples_per_paper
+        self.parser = parser
+        self.store_prompts = store_prompts
+        self.on_sample = on_sample
+        self._partial: dict[str, list[tuple[int, Completion, float, bool]]] = {}
+
+    def add(self, item: Item, completion: Completion, latency: float, cached: bool) -> None:
+        if self.k > 1:
+            got = self._partial.setdefault(item.paper.key, [])
+            got.append((item.index, completion, latency, cached))
+            if len(got) < self.k:
+                return
+            got.sort(key=lambda entry: entry[0])
+            completion = combine_generations([entry[1] for entry in got], self.parser)
+            latency = sum(entry[2] for entry in got) / self.k
+            cached = all(entry[3] for entry in got)
+            del self._partial[item.paper.key]
+        self.on_sample(build_sample(item, completion, latency, cached, self.parser, self.store_prompts))

@@ -1,0 +1,31 @@
+"""The ``peerbench`` command: thin click wrappers over the library, one line per error (exit 2).
+
+Each module holds a few commands and registers them on the group in ``common``; plugins add
+theirs through the ``register_commands`` hook when the command line is built.
+"""
+
+from __future__ import annotations
+
+import click
+
+from peerbench.cli import data, interop, listing, results, run  # noqa: F401  (they register the commands)
+from peerbench.cli.common import cli, friendly_errors, parse_backend_args
+
+__all__ = ["build_cli", "cli", "friendly_errors", "main", "parse_backend_args"]
+
+
+def build_cli() -> click.Group:
+    """The group with every plugin's commands added (once)."""
+    if not getattr(cli, "_plugins_added", False):
+        from peerbench import plugins as plugin_module
+
+        try:
+            plugin_module.call_each("register_commands", lambda plugin: {"cli": cli})
+        except Exception as exc:  # never let a plugin break --help
+            plugin_module.failures.append(plugin_module.PluginFailure("register_commands", str(exc)))
+        cli._plugins_added = True  # type: ignore[attr-defined]
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="peerbench")

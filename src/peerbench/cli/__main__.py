@@ -1,0 +1,3 @@
+from peerbench.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""What every command shares: the group, one-line errors (exit 2), options declared once."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from peerbench import __version__
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
+
+INCOMPLETE_EXIT_CODE = 3
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """PeerbenchError -> one line on stderr and exit 2; Ctrl-C -> how to resume."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from peerbench.errors import PeerbenchError
+
+        try:
+            return func(*args, **kwargs)
+        except PeerbenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: every finished paper is stored; rerun the same command to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def parse_backend_args(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--backend-arg")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="peerbench")
+def cli() -> None:
+    """Evaluate AI paper reviewers on real peer-review data.
+
+    \b
+    Quick start:
+      peerbench run --backend baseline --task peerread95
+      peerbench report peerbench-runs/<run>
+    """
+
+
+def resamples_option(minimum: int = 0) -> Callable:
+    return click.option("--resamples", type=click.IntRange(min=minimum), default=DEFAULT_RESAMPLES, show_default=True,
+                        help="Bootstrap resamples for the intervals.")
+
+
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+include_path_option = click.option("--include-path", multiple=True, type=click.Path(),
+                                   help="Folder or file of extra task YAML.")
+data_dir_option = click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None,
+                               help="An existing copy of the dataset's files (PeerRead: its data/ folder).")
+
+
+def json_option(what: str) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")

@@ -1,0 +1,74 @@
+"""`serve-check`, `export` and `import`: peerbench beside servers and other evaluation tools."""
+
+from __future__ import annotations
+
+
+import click
+
+from peerbench.cli.common import (cli, data_dir_option, friendly_errors,
+                                  include_path_option, resamples_option)
+
+
+@cli.command("serve-check")
+@click.option("--base-url", required=True, help="The server's OpenAI-compatible URL, e.g. http://localhost:8000/v1.")
+@click.option("-m", "--model", default=None, help="The model to check (default: the only one served).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, metavar="NAME")
+@click.option("-t", "--task", default=None, help="Also check the served context against this task's max_model_len.")
+@include_path_option
+@friendly_errors
+def serve_check(base_url, model, api_key_env, task, include_path) -> None:
+    """Check an OpenAI-compatible server before a long run: reachable, key accepted, model served."""
+    import asyncio
+
+    from peerbench.backends.serve_check import check_server
+    from peerbench.task import load_task
+
+    task_obj = load_task(task, include_path) if task else None
+    for line in asyncio.run(check_server(base_url, model, api_key_env, task_obj)):
+        click.echo(line)
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Write a peerbench task for another evaluation tool."""
+
+
+@export_group.command("lm-eval")
+@click.option("-t", "--task", default="peerread95", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the lm-eval task.")
+@click.option("--name", default=None, help="Task name inside lm-eval (default: the peerbench name, '-' -> '_').")
+@data_dir_option
+@include_path_option
+@click.option("--max-model-len", type=click.IntRange(min=1), default=None)
+@click.option("--limit", type=int, default=None)
+@friendly_errors
+def export_lm_eval(task, out, name, data_dir, include_path, max_model_len, limit) -> None:
+    """A task folder that `lm_eval --include_path OUT --tasks NAME` runs as it is."""
+    from peerbench.interop.lm_eval import export_task
+
+    folder = export_task(task, out, data_dir=data_dir, include_paths=include_path, max_model_len=max_model_len,
+                         limit=limit, name=name)
+    lm_name = name or task.replace("-", "_")
+    click.echo(f"lm-eval task {lm_name!r} written to {folder}; run it with:\n  lm_eval --include_path {folder} "
+               f"--tasks {lm_name} --model local-chat-completions --model_args model=NAME,base_url=URL/v1/chat/"
+               f"completions,num_concurrent=16,tokenized_requests=False --apply_chat_template --log_samples "
+               f"--output_path OUT")
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Turn another tool's results into a peerbench run directory."""
+
+
+@import_group.command("lm-eval")
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The new peerbench run directory.")
+@resamples_option()
+@friendly_errors
+def import_lm_eval(results_dir, out, resamples) -> None:
+    """An lm-eval --output_path folder (made with --log_samples on an exported task) -> a run directory."""
+    from peerbench.interop.lm_eval import import_results
+
+    for item in import_results(results_dir, out, resamples=resamples)["imported"]:
+        click.echo(f"{item['task']}: {item['samples']} samples -> {item['run_dir']} (peerbench report / compare "
+                   "work on it)")

@@ -1,0 +1,101 @@
+"""`report`, `compare` and `sweep`: the numbers of one run, of runs side by side, of a grid of runs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from peerbench.cli.common import (cli, console, friendly_errors,
+                                  json_option, resamples_option, seed_option)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--html", "html_path", type=click.Path(), default=None,
+              help="Write one self-contained HTML page (figures embedded) here.")
+@click.option("--png", "png_dir", type=click.Path(), default=None, help="Write the figures as PNG files here.")
+@click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
+@resamples_option()
+@seed_option
+@json_option("the metrics")
+@friendly_errors
+def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) -> None:
+    """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs."""
+    from peerbench.reporting.scoring import rescore
+    from peerbench.reporting.tables import print_metrics
+
+    if html_path or png_dir:
+        from peerbench.reporting.html import build_report
+
+        metrics = build_report(run_dir, html=html_path, png_dir=png_dir, label_rule=label_rule,
+                               resamples=resamples, seed=seed)
+    else:
+        metrics = rescore(run_dir, resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print_metrics(metrics)
+    for what, where in (("HTML report", html_path), ("figures", png_dir)):
+        if where:
+            click.echo(f"{what}: {where}", err=as_json)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--label-rule", default=None, help="Gold label rule (default: the first run's).")
+@resamples_option(minimum=1)
+@seed_option
+@json_option("the comparison")
+@friendly_errors
+def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
+    """Compare runs of one task: metrics side by side, paired bootstrap, McNemar, kappa, disagreements."""
+    from peerbench.reporting.comparison import compare as compare_runs
+
+    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    from peerbench.reporting.tables import render_comparison
+
+    console().print(render_comparison(result))
+
+
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Sweep folder (default: peerbench-sweeps/<name>).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster: auto, ray://host:10001 (default: start one here).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Local executor: HTTP-backend runs at once.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Ray: retries of a run whose worker died (it resumes from its samples).")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Compare the runs of each task at the end.")
+@click.option("-q", "--quiet", is_flag=True)
+@json_option("the summary")
+@friendly_errors
+def sweep_command(spec, out, executor, address, max_parallel, max_retries, compare, quiet, as_json) -> None:
+    """Run models x tasks from a sweep YAML; finished runs are skipped, each pair is a run directory."""
+    from peerbench.pipeline.sweep import sweep
+    from peerbench.reporting.tables import render_sweep
+
+    summary = sweep(spec, out=out, executor=executor, address=address, max_parallel=max_parallel,
+                    max_retries=max_retries, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    screen = console()
+    screen.print(render_sweep(summary))
+    if compare:
+        from peerbench.reporting.comparison import compare as compare_runs
+        from peerbench.reporting.tables import render_comparison
+
+        by_task: dict[str, list[str]] = {}
+        for run in summary["runs"]:
+            if not run.get("error"):
+                by_task.setdefault(run["task"], []).append(run["run_dir"])
+        for runs in by_task.values():
+            if len(runs) > 1:
+                screen.print(render_comparison(compare_runs(runs, resamples=500)))

@@ -1,0 +1,119 @@
+"""The loop of one run, as stages: plan (pipeline.plan) -> load and check the papers -> prepare
+(prompts, truncation, cache keys) -> split what the cache serves -> dispatch (async, bounded) ->
+collect (merge k samples) -> store (append to samples.jsonl) -> score (reporting.scoring).
+
+Everything the user can get wrong is checked in the plan, before the first request; every answer
+is stored the moment it arrives, so a killed run resumes with the same command and redoes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from peerbench.backends import RunContext
+from peerbench.errors import ConfigError, DataError
+from peerbench.labels import get_label_rule
+from peerbench.pipeline.collect import Collector
+from peerbench.pipeline.dispatch import dispatch, split_cached
+from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
+from peerbench.pipeline.prepare import prepare
+from peerbench.pipeline.store import ResponseCache, RunDir, SampleRecorder
+from peerbench.records import Paper
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
+from peerbench.task import Task
+
+__all__ = ["RunPlan", "RunResult", "check_gold", "execute", "load_papers", "plan_run", "run"]
+
+
+async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
+                   use_cache: bool, progress: bool, selection: Sequence[Paper] = ()) -> list[dict[str, Any]]:
+    """Set up the backend, then prepare -> split cached -> dispatch -> collect -> store, for ``papers``."""
+    from peerbench.paths import cache_root
+    from peerbench.progress import progress_bar
+
+    task, backend = plan.task, plan.backend
+    rules = {name: get_label_rule(name) for name in task.label_rules()}
+    try:
+        await backend.setup(RunContext(task, plan.dataset, plan.dataset_args, selection or papers))
+        items = prepare(task, backend, papers, backend.token_counter(), rules, plan.samples_per_paper)
+    except BaseException:
+        await backend.aclose()  # a half-set-up backend may hold connections or an engine
+        raise
+    cache = ResponseCache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
+    recorder = SampleRecorder(run_dir, cache, papers=len(papers))
+    collector = Collector(plan.samples_per_paper, task.parser, plan.config.get("store_prompts", False),
+                          recorder.record)
+    try:
+        with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
+            def on_result(item, completion, latency, cached) -> None:
+                recorder.cache_answer(item.key, completion, cached)
+                advance(1)
+                collector.add(item, completion, latency, cached)
+
+            pending = split_cached(items, cache, on_result)
+            await dispatch(backend, pending, concurrency=concurrency, on_result=on_result)
+    finally:
+        if cache is not None:
+            cache.close()
+        await backend.aclose()
+    return recorder.samples
+
+
+def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,
+            resamples: int = DEFAULT_RESAMPLES, seed: int = 0, retry_failed: bool = True) -> RunResult:
+    """Generate what the run directory lacks, failed papers included, then score.
+
+    A failed request is not an answer, so a plain rerun of the same command requests exactly the
+    papers that have none (``retry_failed`` is kept for callers of the old flag; it changes nothing).
+    """
+    task_papers = load_papers(plan, progress=progress)
+    papers = task_papers[: plan.limit] if plan.limit is not None else task_papers
+    check_gold(plan.task, papers)
+    plan.config["n_papers"] = len(papers)
+    with RunDir(plan.run_dir) as run_dir:
+        run_dir.claim(plan.config)
+        stored = run_dir.read_samples()
+        todo = [p for p in papers if p.key not in stored or not is_answered(stored[p.key])]
+        if todo:
+            new = asyncio.run(generate(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
+                                       progress=progress, selection=task_papers))
+            stored.update((sample["id"], sample) for sample in new)
+        samples = [stored[p.key] for p in papers if p.key in stored]
+        metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
+        run_dir.write_metrics(metrics)
+    return RunResult(plan.run_dir, metrics, samples, plan.config)
+
+
+def load_papers(plan: RunPlan, *, progress: bool) -> list[Paper]:
+    """The task's papers (before --limit, so that a replay file is matched against all of them),
+    each changed by the run's probe if it is a probe arm."""
+    papers = plan.dataset.load(plan.dataset_args, progress=progress)
+    if plan.paper_transform is not None:
+        papers = [plan.paper_transform(paper) for paper in papers]
+    if not papers:
+        raise ConfigError(f"task {plan.task.task!r}: the selection holds no papers")
+    return papers
+
+
+def check_gold(task: Task, papers: Sequence[Paper]) -> None:
+    """Every paper must have a gold label under the task's primary rule: one that has none is an
+    error naming it, never a paper scored against a label borrowed from another rule."""
+    rule = get_label_rule(task.label_rule)
+    unknown = [paper for paper in papers if rule.label(paper) is None]
+    if unknown:
+        first = unknown[0]
+        where = first.meta.get("reviews_path") or first.key
+        more = f" (and {len(unknown) - 1} more papers)" if len(unknown) > 1 else ""
+        raise DataError(f"{where}: paper {first.key} has no gold label under {rule.name} "
+                        f"({rule.description}){more}; pick papers with --ids or another label rule")
+
+
+def run(task: str | Task = "peerread95", backend: str | None = None, model: str | None = None, *,
+        concurrency: int | None = None, use_cache: bool = True, progress: bool = False, resamples: int = DEFAULT_RESAMPLES,
+        seed: int = 0, retry_failed: bool = True, **plan_kwargs: Any) -> RunResult:
+    """Run one task on one backend and return its metrics and samples (the Python API)."""
+    plan = plan_run(task, backend, model, **plan_kwargs)
+    return execute(plan, concurrency=concurrency, use_cache=use_cache, progress=progress,
+                   resamples=resamples, seed=seed, retry_failed=retry_failed)

@@ -1,0 +1,202 @@
+"""Stage 1, plan: resolve and validate everything a run needs before any work starts.
+
+The plan fixes the run's identity: a hash of everything that reaches a request (the task's
+fingerprint, the backend's identity, the generation settings, k samples, a probe), so that a run
+directory made under another identity is never resumed silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peerbench.backends import Backend, create_backend
+from peerbench.errors import ConfigError
+from peerbench.labels import get_label_rule
+from peerbench.pipeline.store import stable_hash
+from peerbench.prompts import BODY_RULE, TRUNCATION_RULE
+from peerbench.task import Task, load_task
+
+RECORDED_PACKAGES = ("peerbench", "numpy", "scikit-learn", "pydantic", "httpx")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    samples: list[dict[str, Any]]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunPlan:
+    """Everything resolved and validated before any work starts."""
+
+    task: Task
+    backend: Backend
+    dataset: Any
+    dataset_args: Any
+    limit: int | None
+    run_dir: Path
+    config: dict[str, Any]
+    metric_objects: list[Any]
+    samples_per_paper: int = 1
+    paper_transform: Any = None  # a robustness probe's change to every paper (peerbench.pipeline.probes)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text).name if "/" in text and Path(text).exists() else text)[:60]
+
+
+def _package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def resolve_model(backend: str | None, model: str | None, options: dict[str, Any]) -> tuple[str, str | None, dict]:
+    """A registered model preset names its backend, model path and options; flags still override."""
+    from peerbench.registry import registries
+
+    presets = registries().models
+    if model and model in presets:
+        preset = presets.get(model).value
+        if backend and backend != preset["backend"]:
+            others = preset.get("backends") or {}
+            if backend not in others:
+                allowed = ", ".join(sorted({preset["backend"], *others}))
+                raise ConfigError(f"--model {model}: this preset runs on backend(s) {allowed}, not {backend!r}")
+            return backend, preset["model"], {**others[backend], **options}
+        return preset["backend"], preset["model"], {**preset["options"], **options}
+    return backend or _backend_declaring(model), model, options
+
+
+def _backend_declaring(model: str | None) -> str:
+    """Without --backend, the one backend whose class declares ``model`` among its fixed models
+    (baseline's always-accept, say); no built-in is a default."""
+    from peerbench.registry import registries
+
+    backends = registries().backends
+    owners = [name for name in backends.names() if model in (getattr(backends.get(name).value, "models", None) or ())]
+    if len(owners) == 1:
+        return owners[0]
+    what = f"--model {model} is declared by {', '.join(owners)}" if owners else (
+        f"--model {model} is no preset and no backend's fixed model" if model else "no --model was given")
+    raise ConfigError(f"--backend: required ({what}); see `peerbench backends` and `peerbench models`")
+
+
+def choices_of(task: Task) -> dict[str, Any]:
+    """The choices that decide a number but that the reference's card does not state, by name."""
+    template = task.prompt_template()
+    return {"prompt": template.name, "template_syntax": template.syntax, "parser": task.parser,
+            "unparsed": task.unparsed, "body": BODY_RULE, "truncation": TRUNCATION_RULE}
+
+
+def _task_with_overrides(task: str | Task, include_paths: Sequence[str | Path], max_model_len: int | None,
+                         generation: dict[str, Any] | None) -> Task:
+    task_obj = task if isinstance(task, Task) else load_task(task, include_paths)
+    changes: dict[str, Any] = {}
+    if max_model_len is not None:
+        changes["max_model_len"] = max_model_len
+    if generation:
+        changes["generation"] = task_obj.generation.model_copy(update={k: v for k, v in generation.items()
+                                                                       if v is not None})
+    task_obj = task_obj.with_overrides(**changes)
+    for rule in task_obj.label_rules():
+        get_label_rule(rule)
+    return task_obj
+
+
+def _dataset_and_args(task: Task, data_dir: str | Path | None, split: Sequence[str] | None,
+                      ids: Sequence[str] | None) -> tuple[Any, Any]:
+    """The task's dataset plugin and its validated selection, narrowed by --split and --ids."""
+    from peerbench.registry import registries
+
+    dataset = registries().datasets.get(task.dataset.name).value(data_dir)
+    raw_args = task.dataset.args()
+    if "base_dir" in dataset.Args.model_fields and task.source:
+        raw_args.setdefault("base_dir", str(Path(task.source).parent))  # relative paths start at the task file
+    if split:
+        raw_args["splits"] = list(split)
+    if ids:
+        raw_args["ids"] = list(ids)
+    return dataset, dataset.parse_args(raw_args, f"task {task.task}")
+
+
+def run_identity(task: Task, backend: Backend, samples: int, probe: dict[str, Any] | None) -> str:
+    """The hash of everything that reaches a request; two runs share a directory only if it matches."""
+    parts: dict[str, Any] = {"task": task.fingerprint(), "backend": backend.identity(),
+                             "generation": task.generation_config().to_dict()}
+    if samples > 1:
+        parts["samples_per_paper"] = samples
+    if probe:
+        parts["probe"] = probe
+    return stable_hash(parts)[:10]
+
+
+def plan_run(task: str | Task, backend: str | None = None, model: str | None = None, *,
+             backend_options: dict[str, Any] | None = None, include_paths: Sequence[str | Path] = (),
+             out: str | Path | None = None, limit: int | None = None, ids: Sequence[str] | None = None,
+             split: Sequence[str] | None = None, data_dir: str | Path | None = None,
+             metrics: Sequence[str] | None = None, max_model_len: int | None = None,
+             generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False,
+             paper_transform: Any = None, probe: dict[str, Any] | None = None) -> RunPlan:
+    """Resolve task, backend, dataset and metrics, validating every option; nothing is loaded or sent."""
+    from peerbench.registry import registries
+
+    task_obj = _task_with_overrides(task, include_paths, max_model_len, generation)
+    regs = registries()
+    metric_names = list(metrics or task_obj.metrics or regs.metrics.names())
+    metric_objects = [regs.metrics.get(name).value for name in metric_names]
+    if limit is not None and limit <= 0:
+        raise ConfigError(f"--limit: must be a positive number, got {limit}")
+    if samples < 1:
+        raise ConfigError(f"--samples: must be at least 1, got {samples}")
+    backend_name, model, options = resolve_model(backend, model, dict(backend_options or {}))
+    backend_obj = create_backend(backend_name, model, options)
+    dataset, dataset_args = _dataset_and_args(task_obj, data_dir, split, ids)
+    identity = run_identity(task_obj, backend_obj, samples, probe)
+    config = _config(task_obj, backend_obj, dataset_args, identity, metric_names,
+                     {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit})
+    if out is None:
+        out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
+    return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,
+                   paper_transform)
+
+
+def _config(task: Task, backend: Backend, dataset_args: Any, identity: str, metric_names: list[str],
+            run_settings: dict[str, Any]) -> dict[str, Any]:
+    """config.json: what the run is, every choice behind its numbers, and the software; no secrets."""
+    from peerbench import __version__
+
+    return {
+        "peerbench_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_identity": identity,
+        "task": task.task,
+        "task_version": task.version,
+        "task_fingerprint": task.fingerprint(),
+        "task_definition": task.model_dump(mode="json"),
+        "dataset": {"name": task.dataset.name, **dataset_args.model_dump(mode="json")},
+        "label_rules": task.label_rules(),
+        "primary_label_rule": task.label_rule,
+        "choices": choices_of(task),
+        **backend.describe(),
+        "generation": task.generation_config().to_dict(),
+        "max_model_len": task.max_model_len,
+        **run_settings,
+        "metrics": metric_names,
+        "python": platform.python_version(),
+        "packages": _package_versions(),
+    }

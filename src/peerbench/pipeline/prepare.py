@@ -1,0 +1,70 @@
+"""Stage 2, prepare: each paper's prompt (rendered once, truncated to fit), gold labels, prompt
+hash and response-cache key, and the sample that records its answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from peerbench.labels import LabelRule
+from peerbench.parsing import parse_decision
+from peerbench.pipeline.store import stable_hash
+from peerbench.prompts import RenderedPrompt, TokenCounter, render
+from peerbench.records import ChatRequest, Completion, Decision, Paper, Sample
+from peerbench.task import Task
+
+
+@dataclass
+class Item:
+    """One request to send: a paper's prompt, and which of its k generations this is."""
+
+    paper: Paper
+    request: ChatRequest
+    rendered: RenderedPrompt
+    golds: dict[str, bool | None]
+    key: str            # the response-cache key: the request as sent
+    prompt_hash: str
+    index: int = 0
+
+
+def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCounter | None,
+            rules: dict[str, LabelRule], samples_per_paper: int) -> list[Item]:
+    """Render every prompt once (token-aware when the backend counts) and key each request for the cache."""
+    template = task.prompt_template()
+    generation = task.generation_config()
+    described = backend.identity()
+    items = []
+    for paper in papers:
+        rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
+                          count_tokens=counter)
+        golds = {name: rule.label(paper) for name, rule in rules.items()}
+        # Hashed once here, not as each reply lands: on a 50 KB prompt that is CPU the reply path can spare.
+        prompt_hash = stable_hash(rendered.messages)[:16]
+        for index in range(samples_per_paper):
+            # Each of k generations gets its own seed, so they differ and each has its own cache entry.
+            config = generation if samples_per_paper == 1 else dataclasses.replace(
+                generation, seed=(generation.seed or 0) + index)
+            request = ChatRequest(paper.key, rendered.messages, config, logprobs=backend.supports_logprobs,
+                                  meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
+                                  paper=paper)
+            key = stable_hash({"backend": described, "generation": config.to_dict(), "messages": rendered.messages})
+            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index))
+    return items
+
+
+def build_sample(item: Item, completion: Completion, latency: float, cached: bool, parser: str,
+                 store_prompt: bool = False) -> Sample:
+    """The stored record of one paper's answer; a failed request is FAILED, never parsed."""
+    paper = item.paper
+    decision = Decision.FAILED if completion.error else parse_decision(completion.text, parser)
+    return Sample(
+        id=paper.key, paper_id=paper.id, venue=paper.venue, split=paper.split, title=paper.title,
+        gold=item.golds, accepted=paper.accepted, mean_recommendation=paper.mean_recommendation,
+        prompt_hash=item.prompt_hash, truncation=item.rendered.truncation,
+        completion=completion.text, decision=decision.value, p_accept=completion.p_accept,
+        error=completion.error, finish_reason=completion.finish_reason,
+        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+        latency_s=round(latency, 6), cached=cached, extra=dict(completion.extra or {}),
+        messages=item.request.messages if store_prompt else None)
