@@ -16,6 +16,10 @@ from peerread_fixtures import folder_listing, write_peerread  # noqa: E402
 
 
 def pytest_configure(config):
+    """``sys._called_from_test`` makes peerbench.plugins load no installed entry point unless
+    PEERBENCH_LOAD_PLUGINS names it, so a plugin pip-installed here (peerbench-distill, say) cannot
+    change what a test sees. A test opts in by setting that variable, or registers a plugin object
+    itself (``echo_plugin``); subprocess tests run a fresh interpreter, which loads entry points."""
     sys._called_from_test = True
 
 
@@ -26,6 +30,7 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("PEERBENCH_HOME", str(home))
     monkeypatch.setenv("PEERBENCH_HTTP_BACKOFF", "0.01")
     monkeypatch.delenv("PEERBENCH_DATA", raising=False)
+    monkeypatch.delenv("PEERBENCH_LOAD_PLUGINS", raising=False)  # a developer's shell must not opt tests in
     monkeypatch.delenv("PEERBENCH_PEERREAD_URL", raising=False)
     monkeypatch.delenv("PEERBENCH_PEERREAD_LISTING_URL", raising=False)
     monkeypatch.chdir(tmp_path)

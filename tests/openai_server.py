@@ -95,8 +95,11 @@ class OpenAIChatServer(LocalServer):
                         server.in_flight -= 1
 
             def _authorised(self) -> bool:
-                if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
-                    self.send_json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                sent = self.headers.get("Authorization") or ""
+                if server.api_key and sent != f"Bearer {server.api_key}":
+                    # Some servers echo the refused key: peerbench must mask it everywhere.
+                    self.send_json(401, {"error": {"message": f"Incorrect API key provided: {sent.removeprefix('Bearer ')}",
+                                                   "type": "invalid_request_error"}})
                     return False
                 return True
 
@@ -130,6 +133,10 @@ class OpenAIChatServer(LocalServer):
                 if fault == "empty":
                     return self.send_json(200, {"id": "x", "object": "chat.completion", "created": 0,
                                             "model": server.model, "choices": []})
+                if fault == "null":  # a 200 whose message has no content
+                    reply = server.completion(title, body)
+                    reply["choices"][0]["message"]["content"] = None
+                    return self.send_json(200, reply)
                 if fault == "400":
                     return self.send_json(400, {"error": {"message": "This model's maximum context length is 12288 tokens"
                                                       ". However, you requested 13000 tokens."}})

@@ -92,12 +92,26 @@ def test_limit_ids_and_split_selection(peerread_root, tmp_path):
 
 
 def test_data_pull_and_info(peerread_server, isolated_home):
-    env = cli_env(isolated_home, PEERBENCH_PEERREAD_URL=peerread_server.url + "/data", PEERBENCH_HTTP_BACKOFF="0.01")
+    env = cli_env(isolated_home, PEERBENCH_PEERREAD_URL=peerread_server.url + "/data", PEERBENCH_HTTP_BACKOFF="0.01",
+                  PEERBENCH_PEERREAD_LISTING_URL=peerread_server.url + "/contents")
+    root = isolated_home / "peerread" / "a5d0d79169b974e172186085291920a4154c433f" / "data"
     result = run_cli(["data", "pull", "peerread", "--venues", "conll_2016"], env)
     assert result.returncode == 0, result.stderr
-    assert "6 files fetched" in result.stdout
+    assert result.stdout == f"6 files fetched; PeerRead files are in {root}\n"
+    again = run_cli(["data", "pull", "peerread", "-s", "venues=conll_2016", "-s", "splits=[dev, test]"], env)
+    assert again.returncode == 0 and again.stdout == f"0 files fetched; PeerRead files are in {root}\n"
+    train = run_cli(["data", "pull", "peerread", "--venues", "conll_2016", "--splits", "train"], env)
+    assert train.returncode == 0 and train.stdout == f"8 files fetched; PeerRead files are in {root}\n"
     info = run_cli(["data", "info"], cli_env(isolated_home, COLUMNS="200"))
     assert info.returncode == 0 and "conll_2016" in info.stdout
+    assert info.stdout.strip().splitlines()[-1] == f"response cache: {isolated_home / 'responses.sqlite'} (empty)"
+    rows = json.loads(run_cli(["data", "info", "--json"], env).stdout)["datasets"]
+    conll = {r["what"]: r["how_many"] for r in rows if r["dataset"] == "peerread" and r["what"].startswith("conll")}
+    assert conll == {"conll_2016/train": "4 review files, 4 parsed PDFs",
+                     "conll_2016/dev": "1 review files, 1 parsed PDFs",
+                     "conll_2016/test": "2 review files, 2 parsed PDFs"}
+    assert [r for r in rows if r["dataset"] == "jsonl"] == [
+        {"dataset": "jsonl", "what": None, "where": None, "how_many": None, "size_bytes": 0}]
 
 
 def test_first_run_downloads_through_the_cli(peerread_server, isolated_home, tmp_path):

@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
 
 
 def test_label_audit_figures_come_from_the_script():
@@ -20,3 +23,26 @@ def test_readme_test_command_is_what_ci_runs():
     assert "peerbench run --backend baseline --task peerread95" in commands[0]
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1] in ci
+
+
+def test_the_architecture_page_names_every_module_of_the_run_loop_and_reporting():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    for folder in ("pipeline", "reporting"):
+        for module in sorted((REPO / "src" / "peerbench" / folder).glob("*.py")):
+            if module.name != "__init__.py":
+                assert module.name in page, f"docs/architecture.md does not name {folder}/{module.name}"
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    import ast
+
+    too_long = []
+    for path in sorted((REPO / "src" / "peerbench").rglob("*.py")):
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(REPO)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: "
+                                f"{node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "\n".join(too_long)

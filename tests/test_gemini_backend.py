@@ -10,8 +10,8 @@ from vertex_server import GeminiServer
 
 import peerbench
 from peerbench.errors import BackendError, ConfigError
-from peerbench.reference import card
 from peerbench.pipeline.plan import plan_run
+from peerbench.reference import card
 
 TOKEN = "ya29.test-token-never-stored"
 API_KEY = "AIza-test-key-never-stored"
@@ -111,3 +111,23 @@ def test_vertex_refused_token_ends_the_run_with_one_line(peerread_root, tmp_path
         with pytest.raises(BackendError, match=r"vertex: the request was refused \(HTTP 401 UNAUTHENTICATED"):
             peerbench.run("peerread95", "vertex", "gemini-test", data_dir=peerread_root, out=tmp_path / "run",
                           backend_options=vertex_options(server), limit=3)
+
+
+def test_declared_facts_connection_key_retry_policy_and_option_flags():
+    """One bound per endpoint (a proxy's URL, else the API host and project), retries from the options,
+    and errors that name the flag the user typed."""
+    vertex = peerbench.get_backend("vertex", "gemini-test", project="proj", location="europe-west4")
+    assert vertex.connection_key() == "https://europe-west4-aiplatform.googleapis.com/projects/proj"
+    developer = peerbench.get_backend("gemini", "gemini-test")
+    assert developer.connection_key() == "https://generativelanguage.googleapis.com"
+    proxied = peerbench.get_backend("gemini", "gemini-test", base_url="http://127.0.0.1:9/")
+    assert proxied.connection_key() == "http://127.0.0.1:9"
+    assert (developer.retry_policy().max_retries, developer.retry_policy().backoff) == (6, 2.0)
+    assert vertex.in_process is False and vertex.gpus() == 0.0
+    for option, flag in (("project", "--project"), ("location", "--location"), ("base_url", "--base-url")):
+        with pytest.raises(ConfigError, match=rf"^{flag}: Input should be a valid string"):
+            peerbench.get_backend("vertex", "gemini-test", **{"project": "p", option: 5})
+    with pytest.raises(ConfigError, match=r"^--thinking-budget: Input should be greater than or equal to -1"):
+        peerbench.get_backend("vertex", "gemini-test", project="p", thinking_budget=-2)
+    with pytest.raises(ConfigError, match=r"^--api-key-env: Input should be a valid string"):
+        peerbench.get_backend("gemini", "gemini-test", api_key_env=5)

@@ -1,5 +1,6 @@
 """The hf backend: transformers generate on CPU with a tiny model built here (no hub)."""
 
+import asyncio
 import json
 import math
 
@@ -11,9 +12,30 @@ from peerbench.backends.hf import HFBackend, TopLogprobRecorder
 from peerbench.errors import BackendError
 
 
-def test_hf_run_end_to_end_to_metrics(tiny_model_dir, peerread_root, tmp_path, isolated_home):
+@pytest.fixture(scope="module")
+def sharp_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with larger random weights. At its default scale every prompt gives the same
+    run of newlines: outputs that never change cannot show that batching changes nothing, and a
+    review of whitespace only is no answer."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("sharp") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for weight in (p for p in model.parameters() if p.dim() == 2):
+            weight.normal_(0, 0.3)
+    model.save_pretrained(out)
+    return out
+
+
+def test_hf_run_end_to_end_to_metrics(sharp_model_dir, peerread_root, tmp_path, isolated_home):
     out = tmp_path / "run"
-    done = run_cli(["run", "--backend", "hf", "--model", str(tiny_model_dir), "--data-dir", str(peerread_root),
+    done = run_cli(["run", "--backend", "hf", "--model", str(sharp_model_dir), "--data-dir", str(peerread_root),
                     "--limit", "5", "--max-tokens", "8", "--max-model-len", "2048", "-o", "batch_size=2", "-q",
                     "--resamples", "20", "--out", str(out)], cli_env(isolated_home, HF_HUB_OFFLINE="1"), timeout=600)
     assert done.returncode == 0, done.stderr
@@ -24,17 +46,29 @@ def test_hf_run_end_to_end_to_metrics(tiny_model_dir, peerread_root, tmp_path, i
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"] == "hf" and metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 5
     config = json.loads((out / "config.json").read_text())
-    assert config["options"]["batch_size"] == 2 and config["model"] == str(tiny_model_dir)
+    assert config["options"]["batch_size"] == 2 and config["model"] == str(sharp_model_dir)
 
 
-def test_greedy_generation_is_reproducible_and_batch_independent(tiny_model_dir, peerread_root, tmp_path):
+def test_greedy_generation_is_reproducible_and_batch_independent(sharp_model_dir, peerread_root, tmp_path):
+    model = str(sharp_model_dir)
+    greedy = peerbench.GenerationConfig(max_tokens=6, temperature=0.0)
+    texts = ["Review the following paper.", "Title: Attention\nAbstract: " + "We study parsing. " * 40, "## Summary"]
+    requests = [peerbench.ChatRequest(str(i), [{"role": "user", "content": t}], greedy) for i, t in enumerate(texts)]
+    backend = HFBackend(model)
+    batched = asyncio.run(backend.generate(requests))  # one left-padded batch of three prompt lengths
+    alone = [asyncio.run(backend.generate([request]))[0] for request in requests]
+    outputs = [c.text for c in batched]
+    assert len({c.prompt_tokens for c in batched}) == 3  # the batch really was padded
+    assert len(set(outputs)) == 3 and all(o.strip() for o in outputs), outputs  # prompt-dependent, never empty
+    assert outputs == [c.text for c in alone] == [c.text for c in asyncio.run(backend.generate(requests))]
+
     kwargs = dict(data_dir=peerread_root, limit=3, resamples=10, generation={"max_tokens": 6, "temperature": 0.0},
                   max_model_len=2048, use_cache=False)
-    one = peerbench.run("peerread95", "hf", str(tiny_model_dir), out=tmp_path / "a",
-                        backend_options={"batch_size": 1}, **kwargs)
-    three = peerbench.run("peerread95", "hf", str(tiny_model_dir), out=tmp_path / "b",
-                          backend_options={"batch_size": 3}, **kwargs)
-    assert [s["completion"] for s in one.samples] == [s["completion"] for s in three.samples]
+    one = peerbench.run("peerread95", "hf", model, out=tmp_path / "a", backend_options={"batch_size": 1}, **kwargs)
+    three = peerbench.run("peerread95", "hf", model, out=tmp_path / "b", backend_options={"batch_size": 3}, **kwargs)
+    texts = [s["completion"] for s in one.samples]
+    assert len(texts) == 3 and all(text.strip() for text in texts), texts
+    assert texts == [s["completion"] for s in three.samples]
 
 
 def test_p_accept_is_read_at_the_decision_token_with_the_real_tokenizer(tiny_model_dir):
@@ -62,8 +96,6 @@ def test_p_accept_is_read_at_the_decision_token_with_the_real_tokenizer(tiny_mod
 
 def test_a_gpu_that_is_not_there_is_one_line(tiny_model_dir):
     backend = HFBackend(str(tiny_model_dir), device="cuda")
-    import asyncio
-
     with pytest.raises(BackendError, match=r"^--backend-arg device=cuda: no CUDA device is available"):
         asyncio.run(backend.setup())
 

@@ -7,7 +7,9 @@ import time
 import pytest
 
 from peerbench.backends.logprobs import TokenLogprob, decision_probability
-from peerbench.backends.retry import backoff_delay, retry_after_seconds
+from peerbench.pipeline.retry import backoff_delay, retry_after_seconds
+
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
 
 
 def tokens(*pieces, at=None, top=()):
@@ -16,15 +18,28 @@ def tokens(*pieces, at=None, top=()):
 
 def test_probability_is_read_at_the_decision_word_of_the_last_line():
     top = [(" ACC", math.log(0.7)), (" REJ", math.log(0.2)), (" the", math.log(0.1))]
-    found = decision_probability(tokens("Quoted: I recommend this paper for REJECTION.\n", "I recommend this paper for",
+    found = decision_probability(tokens("Quoted: I recommend this paper for REJECTION.\n\n", "I recommend this paper for",
                                         " ACC", "EPTANCE", ".", at=2, top=top))
     assert found.p_accept == pytest.approx(0.7 / 0.9) and found.mass == pytest.approx(0.9) and found.token_index == 2
 
 
-def test_emphasis_and_lowercase_and_whole_word_tokens():
+def test_emphasis_and_lowercase_and_whole_word_tokens_under_the_lenient_parser():
     top = [("**", math.log(0.5)), ("acceptance.", math.log(0.1)), ("REJECTION.", math.log(0.3))]
-    found = decision_probability(tokens("I recommend this paper for ", "**", "REJECTION.", at=2, top=top))
-    assert found.p_accept == pytest.approx(0.1 / 0.4)
+    pieces = tokens("I recommend this paper for ", "**", "REJECTION.", at=2, top=top)
+    assert decision_probability(pieces, "lenient").p_accept == pytest.approx(0.1 / 0.4)
+    assert decision_probability(pieces) is None  # the card's regex reads no decision there: no P(accept) either
+
+
+def test_p_accept_is_read_where_the_parser_read_the_decision_and_only_from_decision_words():
+    top = [("ACC", math.log(0.6)), (" a", math.log(0.2)), ("R", math.log(0.1)), (" re", math.log(0.1))]
+    review = tokens("## Final Recommendation\n", "I recommend this paper for ", "ACC", "EPTANCE.",
+                    " (I recommend this paper for rejection if the proofs fail.)", at=2, top=top)
+    found = decision_probability(review)
+    # the card's case-sensitive line decides ACCEPT; the lower-case one later is not a decision line
+    assert found.token_index == 2 and found.p_accept == pytest.approx(0.6 / 0.7) and found.mass == pytest.approx(0.7)
+    ambiguous = tokens("## Final Recommendation\n", "I recommend this paper for ", "ACC", "EPTANCE.\n",
+                       "I recommend this paper for REJECTION.", at=2, top=top)
+    assert decision_probability(ambiguous) is None
 
 
 def test_no_decision_line_or_no_alternative_of_either_kind_gives_none():

@@ -6,6 +6,8 @@ from peerbench.metrics import ScoreInputs
 from peerbench.metrics.decision import BUILTIN_METRICS
 from peerbench.reporting.scoring import bootstrap, point_estimates, score_samples
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 BY_NAME = {m.name: m for m in BUILTIN_METRICS}
 
 
@@ -138,3 +140,18 @@ def test_vectorised_ece_matches_the_point_estimate_per_resample():
 
     for row, value in zip(index, BY_NAME["ece"].from_resamples(inputs, index)):
         assert value == pytest.approx(expected_calibration_error(y_true[row], p[row]))
+
+
+def test_calibration_bins_put_edge_values_in_the_bin_they_open_in_ece_and_the_diagram_alike():
+    import numpy as np
+
+    from peerbench.metrics import ScoreInputs
+    from peerbench.metrics.decision import _ece_resamples, calibration_bin, expected_calibration_error, reliability_bins
+
+    assert calibration_bin([0.3, 0.6, 0.7, 1.0, 0.0, 0.0999, 0.1]).tolist() == [3, 6, 7, 9, 0, 0, 1]
+    # 0.3 * 10 is 2.9999999999999996 in floating point: binned with 0.25 the ECE would be 0.225
+    assert expected_calibration_error([1, 0], [0.3, 0.25]) == pytest.approx(0.5 * 0.7 + 0.5 * 0.25)
+    assert reliability_bins([1, 0], [0.3, 0.25]) == [(2, 1, 0.25, 0.0), (3, 1, 0.3, 1.0)]
+    inputs = ScoreInputs(np.array([True, False]), np.array([True, False]), np.array([0.3, 0.25]),
+                         np.zeros(2, dtype=bool))
+    assert _ece_resamples(inputs, np.array([[0, 1]]))[0] == pytest.approx(0.475)

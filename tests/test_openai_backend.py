@@ -9,7 +9,7 @@ from conftest import cli_env, run_cli
 from openai_server import OpenAIChatServer
 
 import peerbench
-from peerbench.errors import BackendError
+from peerbench.errors import BackendError, ConfigError
 from peerbench.pipeline.plan import plan_run
 
 SECRET = "sk-test-do-not-leak-7f3a9c"
@@ -142,6 +142,14 @@ def test_cli_errors_are_one_line_and_the_key_never_lands_anywhere(peerread_root,
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
         assert "refused the request (HTTP 401" in refused.stderr and "$OPENAI_API_KEY, which is not set" in refused.stderr
 
+        wrong_key = SECRET[::-1]  # the server echoes a refused key in its 401 body
+        echoed = run_cli([*base, "--model", server.model, "--api-key-env", "MY_KEY"], {**env, "MY_KEY": wrong_key})
+        assert echoed.returncode == 2 and "refused the request (HTTP 401" in echoed.stderr
+        assert wrong_key not in echoed.stderr + echoed.stdout and "Incorrect API key provided: ***" in echoed.stderr
+        checked = run_cli(["serve-check", "--base-url", server.base_url, "--api-key-env", "MY_KEY"],
+                          {**env, "MY_KEY": wrong_key})
+        assert checked.returncode == 2 and wrong_key not in checked.stderr + checked.stdout
+
         wrong = run_cli([*base, "--model", "tiny-reviwer", "--api-key-env", "MY_KEY"], {**env, "MY_KEY": SECRET})
         assert wrong.returncode == 2
         assert wrong.stderr.strip() == (f"Error: --model 'tiny-reviwer' is not served by {server.base_url}; "
@@ -191,7 +199,8 @@ def test_samples_k_gives_the_accept_share_as_p_accept(peerread_root, tmp_path):
     for s in samples:
         decisions = s["extra"]["decisions"]
         assert len(decisions) == 5 and s["p_accept"] == decisions.count("ACCEPT") / 5
-        assert s["decision"] == ("ACCEPT" if s["p_accept"] > 0.5 else "REJECT")
+        assert s["decision"] == decisions[0]  # the first generation's, a single sample as the card scores it
+        assert s["extra"]["majority"] == ("ACCEPT" if s["p_accept"] > 0.5 else "REJECT")
         mixed += 0 < s["p_accept"] < 1
     assert mixed > 0  # the seeds really gave different reviews
     assert result.config["samples_per_paper"] == 5 and "auroc" in \
@@ -202,12 +211,73 @@ def test_a_secret_inside_an_option_value_is_kept_out_of_every_file(peerread_root
     with OpenAIChatServer() as server:
         done = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--model", server.model,
                         "--data-dir", str(peerread_root), "--limit", "3", "-q", "--out", str(tmp_path / "run"),
-                        "-o", 'extra_body={"api_key": "' + SECRET + '", "top_k": 5}'], cli_env(isolated_home))
+                        "-o", 'extra_body={"api_key": "' + SECRET + '", "top_k": 5, "max_completion_tokens": 50}',
+                        "-o", "tokenizer=chars"], cli_env(isolated_home))
         assert done.returncode == 0, done.stderr
         assert server.bodies[0]["top_k"] == 5 and server.bodies[0]["api_key"] == SECRET  # sent, as asked
+        assert server.bodies[0]["max_completion_tokens"] == 50
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["options"]["extra_body"] == {"top_k": 5} and config["options"]["api_key_env"] == "OPENAI_API_KEY"
+    # the secret's value is masked, never its key; what shapes the request is always recorded
+    assert config["options"]["extra_body"] == {"api_key": "***", "top_k": 5, "max_completion_tokens": 50}
+    assert config["options"]["api_key_env"] == "OPENAI_API_KEY" and config["options"]["tokenizer"] == "chars"
     for path in [*(tmp_path / "run").rglob("*"), *isolated_home.rglob("*")]:
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in done.stdout + done.stderr
+
+
+def test_extra_body_and_tokenizer_are_part_of_the_identity_and_the_cache_key(peerread_root, tmp_path):
+    with OpenAIChatServer() as server:
+        def run(**extra):
+            return peerbench.run("peerread-conll2016", "openai", server.model, data_dir=peerread_root, resamples=10,
+                                 backend_options=options(server, **extra))
+
+        first = run(extra_body={"max_completion_tokens": 50})
+        assert server.hits["POST /v1/chat/completions"] == 3
+        other = run(extra_body={"max_completion_tokens": 60})
+        assert server.hits["POST /v1/chat/completions"] == 6 and other.run_dir != first.run_dir
+        assert run(extra_body={"max_completion_tokens": 50}).run_dir == first.run_dir
+        assert server.hits["POST /v1/chat/completions"] == 6  # the same request: served from the run directory
+        assert run(extra_body={"max_completion_tokens": 50}, tokenizer="chars").run_dir != first.run_dir
+
+
+def test_a_pasted_key_in_api_key_env_is_refused_without_echoing_it(isolated_home):
+    result = run_cli(["run", "--backend", "openai", "--model", "m", "--api-key-env", SECRET], cli_env(isolated_home))
+    assert result.returncode == 2 and "--api-key-env" in result.stderr and SECRET not in result.stderr
+
+
+def test_declared_facts_connection_key_retry_policy_and_option_flags():
+    """What the harness reads from the backend: one bound per server, its retry options, and the
+    flag each option has on `peerbench run` (from the options' metadata)."""
+    backend = peerbench.get_backend("openai", "m", base_url="http://h:8000/v1/", max_retries=3, retry_backoff=0.5)
+    other_model = peerbench.get_backend("openai", "other", base_url="http://h:8000/v1")
+    assert backend.connection_key() == other_model.connection_key() == "http://h:8000/v1"
+    assert (backend.retry_policy().max_retries, backend.retry_policy().backoff) == (3, 0.5)
+    assert backend.in_process is False and backend.gpus() == 0.0
+    with pytest.raises(ConfigError, match=r"^--base-url: Input should be a valid string \(backend 'openai' takes: "):
+        peerbench.get_backend("openai", "m", base_url=8000)
+    with pytest.raises(ConfigError, match=r"^--api-key-env: Input should be a valid string"):
+        peerbench.get_backend("openai", "m", api_key_env=1)
+    with pytest.raises(ConfigError, match=r"^--backend-arg max_retries: Input should be greater than or equal to 0"):
+        peerbench.get_backend("openai", "m", max_retries=-1)
+
+
+def test_a_null_content_is_retried_then_a_failure_and_never_cached(peerread_root, tmp_path):
+    titles = unique_titles(peerread_root)
+    flaky, broken = titles[0], titles[1]
+
+    def script(title, attempt):
+        return "null" if title == broken or (title == flaky and attempt == 1) else None
+
+    with OpenAIChatServer(script=script) as server:
+        kwargs = dict(data_dir=peerread_root, backend_options=options(server, max_retries=2), resamples=10)
+        result = peerbench.run("peerread95", "openai", server.model, out=tmp_path / "a", **kwargs)
+        by_title = {s["title"]: s for s in result.samples}
+        assert by_title[flaky]["error"] is None and by_title[flaky]["extra"]["attempts"] == 2
+        assert by_title[broken]["error"] == ("malformed reply: the reply's message content is null "
+                                             "(gave up after 3 tries)")
+        assert by_title[broken]["decision"] == "FAILED" and result.metrics["n_answered"] == 94
+        chats = server.hits["POST /v1/chat/completions"]
+        again = peerbench.run("peerread95", "openai", server.model, out=tmp_path / "b", **kwargs)
+        assert server.hits["POST /v1/chat/completions"] - chats == 3  # only the null paper: it was never cached
+        assert sum(s["cached"] for s in again.samples) == 94

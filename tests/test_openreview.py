@@ -79,3 +79,37 @@ def test_data_pull_cli_and_a_task_run(openreview_env, tmp_path, isolated_home):
     assert result.samples[0]["venue"] == "iclr_2020"
     bad = run_cli(["data", "pull", "openreview", "--venue", "ICLR 2020"], env)
     assert bad.returncode == 2 and "is not an OpenReview venue id like ICLR.cc/2020/Conference" in bad.stderr
+    none = run_cli(["data", "pull", "openreview"], env)
+    assert none.returncode == 2
+    assert none.stderr == "Error: peerbench data pull openreview: dataset field 'venues': Field required\n"
+
+
+def test_data_info_and_validate_data_read_the_cache(openreview_env, isolated_home):
+    env = cli_env(isolated_home, PEERBENCH_OPENREVIEW_URL=openreview_env.url, PEERBENCH_OPENREVIEW_MIN_INTERVAL="0")
+    openreview_env.missing_pdfs = {"note003"}
+    pulled = run_cli(["data", "pull", "openreview", "-s", f"venues={VENUE}"], env)
+    root, folder = isolated_home / "openreview", isolated_home / "openreview" / VENUE.replace("/", "_")
+    assert pulled.returncode == 0 and pulled.stdout.splitlines() == [
+        f"{VENUE}: 10 papers with a decision of 13 submissions (2 withdrawn, 0 desk rejected, 0 without a decision, "
+        "1 without a PDF left out)", f"10 papers cached in {root}"]
+    rows = [r for r in json.loads(run_cli(["data", "info", "--json"], env).stdout)["datasets"]
+            if r["dataset"] == "openreview"]
+    files = [*folder.glob("pages/*.json"), *folder.glob("pdfs/*.pdf")]
+    assert rows == [{"dataset": "openreview", "what": VENUE, "where": str(folder),
+                     "how_many": "13 submissions, 10 PDFs, 1 without a PDF",
+                     "size_bytes": sum(p.stat().st_size for p in files)}]
+    checked = run_cli(["validate-data", str(root)], env)
+    assert (checked.returncode, checked.stdout) == (0, f"ok: 13 paper(s) checked in {root} (openreview)\n")
+    page = folder / "pages" / "offset-000000.json"
+    notes = json.loads(page.read_text())
+    notes[1]["content"]["title"] = ""
+    page.write_text(json.dumps(notes))
+    pdf = folder / "pdfs" / "note002.pdf"
+    pdf.write_bytes(b"<html>rate limited</html>")
+    (folder / "pdfs" / "stray.pdf").write_bytes(b"%PDF-1.4")
+    done = run_cli(["validate-data", str(folder)], env)
+    assert (done.returncode, done.stderr) == (2, "3 problem(s) in 13 paper(s)\n")
+    assert done.stdout.splitlines() == [f"{page}: field '1.content.title': missing or empty",
+                                        f"{pdf}: not a PDF (it does not start with %PDF)",
+                                        f"{folder / 'pdfs' / 'stray.pdf'}: no submission with this id in "
+                                        f"{folder / 'pages'}"]

@@ -10,6 +10,8 @@ from peerbench.errors import ConfigError
 from peerbench.parsing import decision_line, parse_decision, reference_regex
 from peerbench.records import Decision
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 CARD = Path(__file__).resolve().parents[2] / "shared" / "data" / "card" / "card.json"
 A, R, AMB, U = Decision.ACCEPT, Decision.REJECT, Decision.AMBIGUOUS, Decision.UNPARSED
 

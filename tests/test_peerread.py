@@ -9,6 +9,8 @@ from peerbench.labels import DECISION, recommendation_at_least
 from peerbench.prompts import PromptTemplate, render
 from peerbench.task import load_task
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 
 def load(root, **args):
     ds = PeerRead(root)

@@ -1,4 +1,8 @@
+import ast
+import dataclasses
 import inspect
+import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -8,6 +12,10 @@ from conftest import REPO, cli_env, run_cli
 import peerbench
 from peerbench import hookspecs, plugins, registry
 from peerbench.errors import DuplicateNameError
+
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
+PLUGINS_DOC = REPO / "docs" / "plugins.md"
 
 
 @pytest.fixture
@@ -35,35 +43,127 @@ def test_every_hook_has_a_test():
 
 
 def test_every_hook_and_its_arguments_are_documented():
-    doc = (REPO / "docs" / "plugins.md").read_text()
+    doc = PLUGINS_DOC.read_text()
     for name in (n for n in dir(hookspecs) if n.startswith("register_")):
         args = list(inspect.signature(getattr(hookspecs, name)).parameters)
-        assert f"{name}({', '.join(args)})" in doc, name
+        assert f"### {name}({', '.join(args)})" in doc, name
 
 
-def test_hook_register_backends(inline_plugin):
-    from peerbench.backends.baseline import BaselineBackend
+def doc_section(heading: str) -> str:
+    """The text under one ``### heading`` of docs/plugins.md, up to the next heading."""
+    doc = PLUGINS_DOC.read_text()
+    assert f"### {heading}\n" in doc, heading
+    return re.split(r"^#{2,3} ", doc.split(f"### {heading}\n", 1)[1], flags=re.MULTILINE)[0]
 
+
+def documented_text(section: str, callee: str) -> str:
+    """The arguments of the first `` `callee(...)` `` in a section, as written."""
+    found = re.search(rf"`{re.escape(callee)}\(([^`]*)\)`", section)
+    assert found, f"no `{callee}(...)` documented"
+    return found.group(1)
+
+
+def documented_call(section: str, callee: str) -> list[tuple[str, str, object]]:
+    """The first `` `callee(...)` `` in a section as (name, kind, default) per argument."""
+    args = ast.parse(f"def f({documented_text(section, callee)}): pass").body[0].args
+    positional = [(a.arg, "positional") for a in args.args]
+    defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + [
+        ast.literal_eval(d) for d in args.defaults]
+    keyword = [(a.arg, "keyword", inspect.Parameter.empty if d is None else ast.literal_eval(d))
+               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    return [(n, k, d) for (n, k), d in zip(positional, defaults)] + keyword
+
+
+def accepted_call(func) -> list[tuple[str, str, object]]:
+    kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional", inspect.Parameter.KEYWORD_ONLY: "keyword"}
+    params = [p for p in inspect.signature(func).parameters.values() if p.name != "self"]
+    return [(p.name, kinds.get(p.kind, str(p.kind)), p.default) for p in params]
+
+
+@pytest.mark.parametrize("hook", sorted(registry.CALLBACKS))
+def test_register_callbacks_take_the_documented_arguments(hook):
+    """Argument names, keyword-only-ness and defaults, as datasette's docs test checks its hooks."""
+    section = doc_section(f"{hook}(register)")
+    assert documented_call(section, "register") == accepted_call(registry.register_callback(hook))
+    assert f"register({documented_text(section, 'register')})" in inspect.getdoc(getattr(hookspecs, hook))
+
+
+@pytest.mark.parametrize("cls, hook", [("Metric", "register_metrics"), ("LabelRule", "register_label_rules")])
+def test_documented_fields_are_the_dataclass_fields(cls, hook):
+    documented = [(n, d) for n, _, d in documented_call(doc_section(f"{hook}(register)"), cls)]
+    fields = [(f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+              for f in dataclasses.fields(getattr(peerbench, cls))]
+    assert documented == fields
+
+
+def test_the_docs_test_catches_a_drifted_argument():
+    """The parser behind the two tests above sees a missing keyword and a changed default."""
+    def register(name, factory, *, extra=None, description=""):
+        pass
+
+    assert documented_call('`register(name, factory, *, extra=None, description="")`', "register") == \
+        accepted_call(register)
+    assert documented_call("`register(name, factory, *, extra=None)`", "register") != accepted_call(register)
+    assert documented_call('`register(name, factory, *, extra="x", description="")`', "register") != \
+        accepted_call(register)
+
+
+STUBS_MADE: list[str] = []
+
+
+class StubBackend(peerbench.Backend):
+    """A backend written against the public API only; records each instance the registry makes."""
+
+    name = "mine"
+    default_model = "stub"
+
+    def __init__(self, model=None, **options):
+        super().__init__(model, **options)
+        STUBS_MADE.append(self.model)
+
+    async def generate(self, requests):
+        return [peerbench.Completion(text=f"{r.paper.title}\n\n{peerbench.decision_line(False)}") for r in requests]
+
+
+def test_hook_register_backends(inline_plugin, peerread_root, tmp_path):
     class Mine:
         @peerbench.hookimpl
         def register_backends(self, register):
-            register("mine", BaselineBackend, description="a copy")
+            register("mine", StubBackend, description="a stub")
 
     inline_plugin(Mine(), "mine-plugin")
+    STUBS_MADE.clear()
     assert "mine" in peerbench.list_backends()
     assert registry.registries().backends.get("mine").plugin == "mine-plugin"
+    result = peerbench.run(task="peerread-conll2016", backend="mine", data_dir=peerread_root, out=tmp_path / "r",
+                           resamples=10)
+    assert STUBS_MADE == ["stub"] and result.config["backend"] == "mine"
+    assert result.metrics["decisions"]["REJECT"] == 3
+    assert all(s["completion"].startswith(s["title"]) for s in result.samples)
 
 
-def test_hook_register_datasets(inline_plugin):
-    from peerbench.datasets.peerread import PeerRead
+def test_hook_register_datasets(inline_plugin, peerread_root, tmp_path):
+    made = []
+
+    def factory(data_dir=None):
+        made.append(data_dir)
+        return registry.registries().datasets.get("peerread").value(data_dir)
 
     class Mine:
         @peerbench.hookimpl
         def register_datasets(self, register):
-            register("peerread-copy", PeerRead)
+            register("peerread-copy", factory, description="PeerRead under another name")
 
     inline_plugin(Mine(), "ds-plugin")
     assert "peerread-copy" in peerbench.list_datasets()
+    task = peerbench.load_task("peerread-conll2016")
+    task = task.model_copy(update={"task": "copy-task", "dataset": peerbench.DatasetSpec(
+        name="peerread-copy", venues=["conll_2016"], splits=["dev"])})
+    result = peerbench.run(task, "baseline", "always-accept", data_dir=peerread_root, out=tmp_path / "r",
+                           resamples=10)
+    assert made and all(d == peerread_root for d in made)
+    assert result.samples and {s["venue"] for s in result.samples} == {"conll_2016"}
+    assert {s["split"] for s in result.samples} == {"dev"}
 
 
 def test_hook_register_tasks(inline_plugin, tmp_path):
@@ -162,6 +262,18 @@ def test_a_plugin_raising_in_a_hook_is_reported_and_the_rest_works(inline_plugin
     assert failure.error == "RuntimeError: cannot find my GPU" and failure.stage == "register_backends"
 
 
+def test_a_misspelt_register_keyword_is_the_plugins_error(inline_plugin):
+    class Typo:
+        @peerbench.hookimpl
+        def register_backends(self, register):
+            register("typo-backend", StubBackend, descripton="a typo")
+
+    inline_plugin(Typo(), "typo-plugin")
+    assert "typo-backend" not in peerbench.list_backends() and "baseline" in peerbench.list_backends()
+    failure = next(f for f in plugins.failures if f.name == "typo-plugin")
+    assert "descripton" in failure.error and failure.stage == "register_backends"
+
+
 def test_example_plugin_installed_with_pip_runs_through_the_cli(echo_site, peerread_root, isolated_home, tmp_path):
     env = cli_env(isolated_home, PYTHONPATH=str(echo_site), COLUMNS="200")
     listed = run_cli(["plugins"], env)
@@ -197,11 +309,92 @@ def test_broken_plugin_leaves_the_cli_working(peerread_root, isolated_home, tmp_
     assert result.returncode == 0, result.stderr
 
 
-def test_load_plugins_env_limits_entry_points(echo_site, isolated_home):
-    env = cli_env(isolated_home, PYTHONPATH=str(echo_site), PEERBENCH_LOAD_PLUGINS="", COLUMNS="200")
-    assert "echo" not in run_cli(["backends"], env).stdout
+def write_backend_plugin(site: Path, name: str) -> None:
+    """An installed distribution (a dist-info folder on sys.path) whose entry point registers
+    the backend ``<name>-backend``."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{name}_plugin.py").write_text(textwrap.dedent(f"""
+        import peerbench
+        @peerbench.hookimpl
+        def register_backends(register):
+            register("{name}-backend", peerbench.get_backend("baseline").__class__)
+    """))
+    dist = site / f"{name}_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[peerbench]\n{name} = {name}_plugin\n")
+
+
+@pytest.fixture
+def fresh_plugin_load(tmp_path, monkeypatch):
+    """Two installed plugins, alpha and beta, and a function that runs load_plugins afresh and
+    says which of them it loaded; everything is unregistered afterwards."""
+    site = tmp_path / "site"
+    for name in ("alpha", "beta"):
+        write_backend_plugin(site, name)
+    monkeypatch.syspath_prepend(str(site))
+    before = {name for name, _ in plugins.pm.list_name_plugin()}
+
+    def load() -> set[str]:
+        monkeypatch.setattr(plugins, "_loaded", False)
+        plugins.load_plugins()
+        registry.reset()
+        backends = set(peerbench.list_backends())
+        loaded = {n for n in ("alpha", "beta") if plugins.pm.get_plugin(n) is not None}
+        assert loaded == {n for n in ("alpha", "beta") if f"{n}-backend" in backends}
+        for name in loaded:
+            plugins.pm.unregister(name=name)
+        return loaded
+
+    yield load
+    for name, _ in plugins.pm.list_name_plugin():
+        if name not in before:
+            plugins.pm.unregister(name=name)
+    for module in ("alpha_plugin", "beta_plugin"):
+        sys.modules.pop(module, None)
+    registry.reset()
+
+
+def test_load_plugins_env_limits_entry_points(fresh_plugin_load, monkeypatch):
+    monkeypatch.delenv("PEERBENCH_LOAD_PLUGINS", raising=False)
+    assert fresh_plugin_load() == set()  # under pytest, installed plugins do not leak in
+    monkeypatch.setenv("PEERBENCH_LOAD_PLUGINS", "alpha")
+    assert fresh_plugin_load() == {"alpha"}
+    monkeypatch.setenv("PEERBENCH_LOAD_PLUGINS", " beta , alpha ")
+    assert fresh_plugin_load() == {"alpha", "beta"}
+    monkeypatch.setenv("PEERBENCH_LOAD_PLUGINS", "")
+    assert fresh_plugin_load() == set()
+    monkeypatch.delattr(sys, "_called_from_test")
+    monkeypatch.delenv("PEERBENCH_LOAD_PLUGINS")
+    assert fresh_plugin_load() == {"alpha", "beta"}  # outside tests every installed plugin loads
+
+
+def test_load_plugins_env_limits_entry_points_on_the_command_line(echo_site, isolated_home):
+    def backends(**extra):
+        env = cli_env(isolated_home, PYTHONPATH=str(echo_site), COLUMNS="200", **extra)
+        rows = [line.split("│") for line in run_cli(["backends"], env).stdout.splitlines()]
+        return [row[1].strip() for row in rows if len(row) > 2]
+
+    assert "echo" in backends() and "echo" in backends(PEERBENCH_LOAD_PLUGINS="echo")
+    assert "echo" not in backends(PEERBENCH_LOAD_PLUGINS="") and "baseline" in backends(PEERBENCH_LOAD_PLUGINS="")
 
 
 def test_trace_plugins_shows_hook_calls(isolated_home):
     result = run_cli(["backends"], cli_env(isolated_home, PEERBENCH_TRACE_PLUGINS="1"))
     assert "peerbench: register_backends <- peerbench.backends.baseline" in result.stderr
+
+
+def test_example_plugin_reads_the_paper_and_keeps_operational_options_out_of_the_cache(
+        echo_plugin, peerread_root, tmp_path):
+    first = peerbench.run(task="peerread-conll2016", backend="echo", data_dir=peerread_root, out=tmp_path / "r",
+                          backend_options={"decision": "alternate"}, resamples=10)
+    assert all(f"A paper titled {s['title']}." in s["completion"] for s in first.samples)
+    assert sorted(s["decision"] for s in first.samples) == ["ACCEPT", "ACCEPT", "REJECT"]
+    # `delay` is operational: the same run directory resumes and every answer comes from the cache
+    again = peerbench.run(task="peerread-conll2016", backend="echo", data_dir=peerread_root, out=tmp_path / "r2",
+                          backend_options={"decision": "alternate", "delay": 0.001}, resamples=10)
+    assert all(s["cached"] for s in again.samples) and again.config["options"]["delay"] == 0.001
+    assert again.config["run_identity"] == first.config["run_identity"]
+    other = peerbench.run(task="peerread-conll2016", backend="echo", data_dir=peerread_root, out=tmp_path / "r3",
+                          backend_options={"decision": "reject"}, resamples=10)
+    assert not any(s["cached"] for s in other.samples) and other.config["run_identity"] != first.config["run_identity"]

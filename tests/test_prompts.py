@@ -8,6 +8,8 @@ from peerbench.prompts import CHAT_TEMPLATE_MARGIN, PromptTemplate, paper_body, 
 from peerbench.records import Paper, Section
 from peerbench.task import load_task
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 PAPER = Paper("7", "acl_2017", "Parsing with Tiny Trees", "We parse sentences with small trees.",
               [Section("1 Introduction", "Parsing matters.\n101\nTrees are small."), Section(None, "Untitled text.")],
               split="dev")

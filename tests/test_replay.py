@@ -13,6 +13,8 @@ from peerbench.backends.replay import ReplayBackend
 from peerbench.errors import ConfigError, PeerbenchError
 from peerbench.records import ChatRequest, GenerationConfig, Paper
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 ACCEPT = "I recommend this paper for ACCEPTANCE."
 REJECT = "I recommend this paper for REJECTION."
 SHARED = {"355": ("acl_2017/test/355", "iclr_2017/dev/355"), "496": ("acl_2017/test/496", "iclr_2017/dev/496")}
@@ -258,3 +260,16 @@ def test_bad_files_are_refused_in_one_line_naming_file_and_line(peerread_root, t
         replay(path, tmp_path, data_dir=peerread_root, p_accept_field="p")
     assert str(caught.value) == f"{path}:3: {reason}"
     assert stored_samples(tmp_path) == []
+
+
+@pytest.mark.parametrize("narrowing", [{"split": ["dev"]}, {"ids": ["355"]}, {"limit": 14}])
+def test_narrowing_the_run_never_makes_a_shared_bare_id_unique(peerread_root, tmp_path, narrowing):
+    # Only ACL rows, with bare ids: under --split dev (or --ids, --limit) the run holds one paper 355 or none,
+    # but the task holds two, so the bare id could still mean either.
+    rows = [{"id": f["id"], "completion": f"Review of {key(f)}. {ACCEPT}"} for f in manifest()
+            if f["venue"] == "acl_2017"]
+    path = write(tmp_path / "acl-bare.jsonl", rows)
+    with pytest.raises(ConfigError, match=r"acl-bare.jsonl:\d+: id '355' could be acl_2017/test/355 and "
+                                          r"iclr_2017/dev/355"):
+        peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root,
+                      out=tmp_path / "run", resamples=10, **narrowing)

@@ -113,7 +113,7 @@ def test_validate_data_lists_every_problem_with_file_and_field(peerread_root, tm
         assert any(name in line and message in line for line in lines), (name, message, lines)
     assert "6 problem(s)" in done.stderr
     clean = run_cli(["validate-data", str(peerread_root)], cli_env(isolated_home))
-    assert clean.returncode == 0 and clean.stdout.startswith("ok: ")
+    assert clean.returncode == 0 and clean.stdout == f"ok: 121 paper(s) checked in {peerread_root} (peerread)\n"
 
 
 def test_a_run_over_bad_data_is_one_line_and_keeps_what_was_computed(peerread_root, tmp_path, isolated_home):

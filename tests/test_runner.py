@@ -10,8 +10,10 @@ from conftest import cli_env, run_cli
 from peerread_fixtures import manifest
 
 import peerbench
-from peerbench.errors import BackendError, ConfigError
+from peerbench.errors import ConfigError
 from peerbench.pipeline.store import RunDir
+
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
 
 
 def test_python_api_runs_tfidf_on_the_train_split(peerread_root, tmp_path):
@@ -60,14 +62,55 @@ def test_replay_reproduces_the_published_peerread95_numbers(peerread_root, tmp_p
         0.892, 0.811, 0.860, 0.925, 0.905)
 
 
-def test_every_request_failing_stops_early_with_one_line(peerread_root, tmp_path):
+def test_a_replay_file_matching_no_paper_is_one_line_and_stores_nothing(peerread_root, tmp_path):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    with pytest.raises(BackendError, match="every request failed so far.*no row with id"):
+    empty.write_text('{"id": "nowhere/dev/1", "completion": "x"}\n')
+    with pytest.raises(ConfigError, match="empty.jsonl: no row matches a paper of this task"):
         peerbench.run(task="peerread95", backend="replay", model=str(empty), data_dir=peerread_root,
                       out=tmp_path / "run")
-    # the failures are stored, not lost
-    assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) >= 8
+    assert not (tmp_path / "run" / "samples.jsonl").exists()
+
+
+def test_missing_replay_rows_are_failed_papers_and_reruns_stay_incomplete_with_fresh_metrics(peerread_root, tmp_path):
+    facts = manifest()
+    path = tmp_path / "part.jsonl"
+    path.write_text("".join(json.dumps({"id": f"{f['venue']}/{f['split']}/{f['id']}",
+                                        "completion": "I recommend this paper for ACCEPTANCE."}) + "\n"
+                            for f in facts[10:]))  # the first 10 papers have no row: no early stop for local answers
+    for attempt in range(2):
+        result = peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root,
+                               out=tmp_path / "run", resamples=20)
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert (metrics["complete"], metrics["n_answered"], metrics["n_failed"]) == (False, 85, 10), attempt
+        assert result.metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 85
+    lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 95 + 10  # the rerun requested exactly the 10 failed papers again
+
+
+def test_an_edited_replay_file_is_a_new_run_never_the_old_answers(peerread_root, tmp_path):
+    path = tmp_path / "gen.jsonl"
+    rows = [{"id": f"{f['venue']}/{f['split']}/{f['id']}", "completion": "I recommend this paper for ACCEPTANCE."}
+            for f in manifest()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root, resamples=10)
+    path.write_text(path.read_text().replace("ACCEPTANCE", "REJECTION"))
+    second = peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root, resamples=10)
+    assert first.run_dir != second.run_dir
+    assert first.metrics["decisions"]["ACCEPT"] == 95 and second.metrics["decisions"]["REJECT"] == 95
+    with pytest.raises(ConfigError, match="holds a run with different settings"):
+        peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root,
+                      out=first.run_dir)
+
+
+def test_report_scores_the_selection_the_last_run_scored(peerread_root, tmp_path):
+    full = peerbench.run(task="peerread95", backend="baseline", model="always-accept", data_dir=peerread_root,
+                         out=tmp_path / "r", resamples=10)
+    limited = peerbench.run(task="peerread95", backend="baseline", model="always-accept", data_dir=peerread_root,
+                            out=tmp_path / "r", resamples=10, limit=10)
+    again = peerbench.report(tmp_path / "r", resamples=10)
+    assert full.metrics["n_papers"] == 95 and limited.metrics["n_papers"] == again["n_papers"] == 10
+    assert again["label_rules"]["recommendation>=4"]["overall"] == limited.metrics["label_rules"][
+        "recommendation>=4"]["overall"]
 
 
 def test_unparsed_reviews_are_counted_not_rejected(peerread_root, tmp_path, echo_plugin):
@@ -238,3 +281,119 @@ def test_the_score_rule_never_falls_back_to_the_decision_and_a_paper_without_gol
                                         r"under recommendation>=4"):
         check_gold(load_task("peerread95"), [unscored])
     check_gold(load_task("peerread-iclr2017"), [unscored])  # its primary rule is the decision
+
+
+def test_probe_comparison_leaves_out_papers_without_an_answer_in_either_arm():
+    from peerbench.pipeline.probes import compare_arm
+
+    def sample(decision, error=None):
+        return {"decision": decision, "error": error, "p_accept": None, "completion": decision}
+
+    clean = {"a": sample("REJECT"), "b": sample("REJECT"), "c": sample("ACCEPT"), "d": sample("REJECT"),
+             "e": sample("FAILED", "HTTP 500")}
+    probed = {"a": sample("ACCEPT"), "b": sample("FAILED", "HTTP 500"), "c": sample("ACCEPT"), "d": sample("REJECT"),
+              "e": sample("ACCEPT")}
+    arm = compare_arm(clean, probed, resamples=0, seed=0)
+    assert (arm["n"], arm["n_unanswered"], arm["clean_rejected"]) == (3, 2, 2)
+    assert arm["flip_reject_to_accept"] == 0.5 and arm["decision_changed"] == pytest.approx(1 / 3)
+    assert arm["accept_rate_probed"] == pytest.approx(2 / 3)
+
+
+def test_an_edited_abstract_is_refused_on_resume_and_redo_changed_requests_exactly_that_paper(peerread_root, tmp_path,
+                                                                                              isolated_home):
+    import shutil
+
+    from conftest import cli_env, run_cli
+    from openai_server import OpenAIChatServer
+
+    data = tmp_path / "data"
+    shutil.copytree(peerread_root / "acl_2017", data / "acl_2017")
+    with OpenAIChatServer() as server:
+        args = ["run", "--task", "peerread-acl2017", "--backend", "openai", "--model", server.model, "--base-url",
+                server.base_url, "--data-dir", str(data), "--out", str(tmp_path / "run"), "--resamples", "10", "-q"]
+        env = cli_env(isolated_home, OPENAI_API_KEY="unused")
+        assert run_cli(args, env).returncode == 0
+        assert server.hits["POST /v1/chat/completions"] == 14
+        assert run_cli(args, env).returncode == 0  # nothing changed: nothing requested
+        assert server.hits["POST /v1/chat/completions"] == 14
+        reviews = data / "acl_2017" / "dev" / "reviews" / "37.json"
+        doc = json.loads(reviews.read_text())
+        doc["abstract"] += " An edited sentence."
+        reviews.write_text(json.dumps(doc))
+        refused = run_cli(args, env)
+        assert refused.returncode == 2 and server.hits["POST /v1/chat/completions"] == 14
+        assert refused.stderr.strip().endswith("1 of the 14 papers were answered for other content than the data "
+                                               "holds now (first: acl_2017/dev/37); use another --out, or "
+                                               "--redo-changed to request them again")
+        assert run_cli(args + ["--redo-changed", "--no-cache"], env).returncode == 0
+        assert server.hits["POST /v1/chat/completions"] == 15
+
+
+def test_a_model_saved_again_at_the_same_path_is_another_run_and_misses_the_cache(tmp_path):
+    from peerbench.pipeline.plan import plan_run
+    from peerbench.pipeline.prepare import prepare
+
+    model = tmp_path / "student"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    (model / "model.safetensors").write_bytes(b"\x10" * 100)
+    paper = peerbench.Paper("1", "acl_2017", "T", "A", [peerbench.Section("H", "body")], split="dev")
+
+    def planned():
+        plan = plan_run("peerread-acl2017", "hf", str(model))  # the backend loads nothing before setup
+        items = prepare(plan.task, plan.backend, [paper], None, {}, 1, weights=plan.config["weights"])
+        return plan, items[0].key
+
+    (plan_a, key_a), (plan_b, key_b) = planned(), planned()
+    assert plan_a.config["run_identity"] == plan_b.config["run_identity"] and key_a == key_b
+    (model / "model.safetensors").write_bytes(b"\x11" * 100)  # retrained: same size, same path
+    plan_c, key_c = planned()
+    assert plan_c.config["run_identity"] != plan_a.config["run_identity"] and plan_c.run_dir != plan_a.run_dir
+    assert key_c != key_a and set(plan_c.config["weights"]) == {str(model)}
+
+
+def test_cache_commands_list_clear_and_prune_by_model(peerread_root, tmp_path, isolated_home, echo_plugin):
+    from click.testing import CliRunner
+
+    from peerbench.cli import build_cli
+
+    peerbench.run(task="peerread-acl2017", backend="echo", data_dir=peerread_root, out=tmp_path / "a", resamples=10)
+    peerbench.run(task="peerread-conll2016", backend="echo", model="other", data_dir=peerread_root,
+                  out=tmp_path / "b", resamples=10)
+    runner = CliRunner()
+    info = runner.invoke(build_cli(), ["cache", "info"], env={"COLUMNS": "200"})
+    assert info.exit_code == 0, info.output
+    assert "17 entries" in info.output and "echo:other" in info.output
+    cleared = runner.invoke(build_cli(), ["cache", "clear", "--model", "echo:other"])
+    assert cleared.output.strip() == "removed 3 entries of echo:other"
+    pruned = runner.invoke(build_cli(), ["cache", "prune", "--older-than", "1"])
+    assert pruned.output.strip() == "removed 0 entries older than 1 days"
+    assert runner.invoke(build_cli(), ["cache", "clear"]).output.strip() == "removed 14 entries"
+
+
+@pytest.mark.parametrize("where", ["out", "home"])
+def test_a_file_where_a_folder_is_needed_is_one_line_with_exit_2(peerread_root, tmp_path, where):
+    from conftest import cli_env, run_cli
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    home = blocker / "home" if where == "home" else tmp_path / "home"
+    out = blocker / "run" if where == "out" else tmp_path / "run"
+    args = ["run", "--task", "peerread-conll2016", "--model", "always-accept", "--data-dir", str(peerread_root),
+            "--out", str(out), "-q", "--resamples", "10"] if where == "out" else ["cache", "info"]
+    result = run_cli(args, cli_env(home))
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith(f"Error: {blocker}") and "a file stands where a folder is needed" in line
+
+
+def test_secrets_are_masked_in_every_message():
+    from peerbench.errors import register_secret, scrub
+
+    register_secret("sk-live-0123456789")
+    register_secret("short")  # too short to mask safely: ordinary words would vanish
+    text = ("401: key sk-live-0123456789 refused at http://user:pa55@host/v1?api-key=abc&x=1 and "
+            "https://h/v1?token=zzz#frag; short words stay")
+    assert scrub(text) == ("401: key *** refused at http://***@host/v1?api-key=***&x=1 and "
+                           "https://h/v1?token=***#frag; short words stay")

@@ -1,16 +1,19 @@
-"""`peerbench sweep`: local executor, and a real local Ray cluster with a worker killed mid-run."""
+"""`peerbench sweep`: local executor, a real local Ray cluster with a worker killed mid-run, and the
+backends' declared facts it schedules by."""
 
 import json
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import cli_env, run_cli
 from openai_server import OpenAIChatServer
 
+import peerbench
 from peerbench.errors import ConfigError
 from peerbench.pipeline.sweep import sweep
 
@@ -77,3 +80,32 @@ def test_ray_sweep_survives_a_killed_worker(peerread_root, tmp_path, isolated_ho
     for name, run in runs.items():
         assert samples_once(tmp_path / "s" / name, expected[run["task"]]), name
     assert runs["peerread95__scripted"]["n"] == 95
+
+
+@pytest.mark.parametrize("backend, model, options, in_process, gpus", [
+    ("vllm", "m", {}, True, 1.0),
+    ("vllm", "m", {"tensor_parallel_size": 2, "pipeline_parallel_size": 2, "data_parallel_size": 3}, True, 12.0),
+    ("hf", "m", {}, True, 1.0),  # device=auto takes CUDA where there is one
+    ("hf", "m", {"device": "cuda:1"}, True, 1.0),
+    ("hf", "m", {"device": "cpu"}, True, 0.0),
+    ("openai", "m", {"base_url": "http://h:1/v1"}, False, 0.0),
+    ("gemini", "m", {}, False, 0.0),
+    ("baseline", "always-accept", {}, False, 0.0),
+])
+def test_built_in_backends_declare_the_facts_a_sweep_schedules_by(backend, model, options, in_process, gpus):
+    """sweep names no backend: local parallelism and Ray's GPUs come from these declarations."""
+    from peerbench.pipeline.sweep import with_facts
+
+    made = peerbench.get_backend(backend, model, **options)
+    assert (made.in_process, made.gpus()) == (in_process, gpus)
+    entry = with_facts({"gpus": None}, made)
+    assert (entry["in_process"], entry["num_gpus"]) == (in_process, gpus)
+    assert with_facts({"gpus": 0.5}, made)["num_gpus"] == 0.5  # a model entry's gpus: overrides
+
+
+def test_sweep_names_no_backend():
+    from peerbench.pipeline import sweep as module
+
+    source = Path(module.__file__).read_text()
+    for name in peerbench.list_backends():
+        assert f'"{name}"' not in source and f"'{name}'" not in source, name

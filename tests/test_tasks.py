@@ -4,6 +4,8 @@ from conftest import cli_env, run_cli
 from peerbench.errors import ConfigError, UnknownNameError
 from peerbench.task import load_task
 
+pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, testing)
+
 GOOD = """task: my-acl
 version: 2
 dataset:

@@ -1,54 +1,49 @@
-"""An example third-party peerbench plugin: one backend and one model preset.
+"""An example peerbench plugin: one backend and one model preset, using only ``import peerbench``.
 
-The backend 'echo' writes a short review that repeats the paper's title and ends with a decision
-chosen by its options. It counts tokens as whitespace-separated words, which shows how a backend
-declares a token counter so that peerbench truncates bodies in "model" tokens.
+The 'echo' backend writes a short review of ``request.paper`` and ends it with the decision its
+options choose. It counts whitespace-separated words as tokens, so peerbench truncates bodies in
+"model" tokens, and its ``delay`` option is operational: changing it keeps the run and the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Literal
 
 import peerbench
-from peerbench.backends import Backend, BackendOptions
-from peerbench.parsing import decision_line
 
 
-class EchoOptions(BackendOptions):
+class EchoOptions(peerbench.BackendOptions):  # unknown -o keys are refused before any work
     decision: Literal["accept", "reject", "alternate", "none"] = "accept"
     delay: float = 0.0
 
 
-class EchoBackend(Backend):
+class EchoBackend(peerbench.Backend):
     name = "echo"
     Options = EchoOptions
     default_model = "echo"
-    batch_size = 1
-    max_concurrency = 4
+    operational_options = frozenset({"delay"})  # how requests are sent, not what comes back
 
-    def __init__(self, model=None, **options):
+    def __init__(self, model: str | None = None, **options):
         super().__init__(model, **options)
-        self.calls = 0
+        self.turns = itertools.count()
 
     def token_counter(self):
         return lambda messages: sum(len(m["content"].split()) for m in messages)
 
-    async def generate(self, requests):
-        out = []
-        for request in requests:
-            if self.options.delay:
-                await asyncio.sleep(self.options.delay)
-            self.calls += 1
-            title = request.user_text.split("Title: ", 1)[-1].split("\n", 1)[0]
-            choice = self.options.decision
-            if choice == "alternate":
-                choice = "accept" if self.calls % 2 else "reject"
-            last = "" if choice == "none" else decision_line(choice == "accept")
-            words = len(request.user_text.split())
-            out.append(peerbench.Completion(text=f"## Summary\nA paper titled {title}.\n\n## Final Recommendation\n{last}",
-                                            prompt_tokens=words, completion_tokens=12, finish_reason="stop"))
-        return out
+    async def generate(self, requests: list[peerbench.ChatRequest]) -> list[peerbench.Completion]:
+        return [await self.review(request) for request in requests]
+
+    async def review(self, request: peerbench.ChatRequest) -> peerbench.Completion:
+        await asyncio.sleep(self.options.delay)
+        choice = self.options.decision
+        if choice == "alternate":
+            choice = "reject" if next(self.turns) % 2 else "accept"
+        last = "" if choice == "none" else peerbench.decision_line(choice == "accept")
+        text = f"## Summary\nA paper titled {request.paper.title}.\n\n## Final Recommendation\n{last}"
+        return peerbench.Completion(text=text, prompt_tokens=len(request.user_text.split()),
+                                    completion_tokens=len(text.split()), finish_reason="stop")
 
 
 @peerbench.hookimpl

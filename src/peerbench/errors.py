@@ -7,6 +7,7 @@ message itself must name the file, field or flag at fault and, where possible, t
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -52,3 +53,38 @@ class DataError(PeerbenchError):
 
 class BackendError(PeerbenchError):
     """A backend could not serve any request; raised to stop a run early."""
+
+
+# Values that must never reach output, logs, run directories or reports: API keys a backend read
+# from the environment register here, and every message that leaves peerbench goes through scrub().
+_SECRETS: set[str] = set()
+_URL_USERINFO_RE = re.compile(r"(?<=//)[^/@\s]+@")
+_SECRET_QUERY_RE = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|sig|signature|password)=)[^&\s#]+")
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this value wherever it would be printed or stored (short values would mask ordinary words)."""
+    if value and len(value) >= 8:
+        _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """The text with every registered secret, URL credentials and secret-looking query values masked."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _SECRET_QUERY_RE.sub(r"\1***", _URL_USERINFO_RE.sub("***@", text))
+
+
+def environment_message(exc: OSError) -> str:
+    """One line for a file-system failure (read-only, full, a file where a folder should be), naming
+    the path and what to do; every finished paper is already stored when this is raised."""
+    import errno
+
+    where = exc.filename or "a file"
+    hints = {errno.EROFS: "read-only file system: point --out or PEERBENCH_HOME at a writable folder",
+             errno.EACCES: "permission denied: point --out or PEERBENCH_HOME at a writable folder",
+             errno.ENOSPC: "no space left on the device: free some and rerun; finished papers are kept",
+             errno.ENOTDIR: "a file stands where a folder is needed: pick another --out or PEERBENCH_HOME",
+             errno.EEXIST: "a file stands where a folder is needed: pick another --out or PEERBENCH_HOME",
+             errno.EISDIR: "a folder stands where a file is needed"}
+    return f"{where}: {hints.get(exc.errno, exc.strerror or str(exc))}"

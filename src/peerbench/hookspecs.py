@@ -24,22 +24,22 @@ def register_datasets(register):
 
 @hookspec
 def register_tasks(register):
-    """Register tasks: ``register(path_to_yaml_or_directory)`` or ``register(Task)``."""
+    """Register tasks: ``register(task_or_path)``, a ``Task`` or a task YAML file or folder."""
 
 
 @hookspec
 def register_metrics(register):
-    """Register metrics: ``register(Metric)``."""
+    """Register metrics: ``register(metric)``, a ``peerbench.Metric``."""
 
 
 @hookspec
 def register_label_rules(register):
-    """Register gold label rules: ``register(LabelRule)``."""
+    """Register gold label rules: ``register(rule)``, a ``peerbench.LabelRule``."""
 
 
 @hookspec
 def register_models(register):
-    """Register model presets: ``register(name, backend=..., model=..., options={...}, backends={...})``.
+    """Register model presets: ``register(name, *, backend, model, options=None, description="", backends=None)``.
 
     ``backends`` names other backends that can run the same model, each with its own options
     (a merged student runs on both ``hf`` and ``vllm``)."""

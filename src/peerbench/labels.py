@@ -26,6 +26,9 @@ class LabelRule:
     name: str
     description: str
     label: Callable[[Paper], bool | None]
+    # False only for a rule under which no paper has a gold label by design ("none": a run that only
+    # generates, like a distillation teacher's); such a run is never scored, and says so.
+    required: bool = True
 
 
 def recommendation_at_least(threshold: float) -> LabelRule:
@@ -40,6 +43,9 @@ def recommendation_at_least(threshold: float) -> LabelRule:
         label,
     )
 
+
+NONE = LabelRule("none", "no gold label: a run that only generates reviews (nothing is scored)",
+                 lambda paper: None, required=False)
 
 DECISION = LabelRule("decision", "the venue's real accept/reject decision (unknown where the venue did not publish it)",
                      lambda paper: paper.accepted)
@@ -64,3 +70,4 @@ def get_label_rule(name: str) -> LabelRule:
 def register_label_rules(register):
     register(recommendation_at_least(4))
     register(DECISION)
+    register(NONE)

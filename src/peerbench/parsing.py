@@ -2,9 +2,12 @@
 
 ``reference`` is the published reviewer's own filter: the card's regex
 ``I recommend this paper for (ACCEPTANCE|REJECTION)\\.?``, case-sensitive, read from the packaged
-card. ``lenient`` also takes other letter cases, markdown emphasis inside the line
-(``**ACCEPTANCE**``) and the short words ``ACCEPT``/``REJECT``; it is an option, never the default,
-because it turns reviews the reference would not count into decisions.
+card. ``lenient`` also takes other letter cases, markdown emphasis marks between the line's words
+(``for **ACCEPTANCE**``) and the short words ``ACCEPT``/``REJECT``; it is an option, never the
+default, because it turns reviews the reference would not count into decisions.
+
+Both match the review's own text, so :func:`decision_match` gives the very place a decision was
+read, where P(accept) is then read from the token log-probabilities.
 
 Both parsers share two rules. The last decision line wins, because reviews quote the instruction
 earlier. But a review whose final part holds both decision lines (a model that echoed the
@@ -24,9 +27,9 @@ from peerbench.records import Decision
 
 PARSERS: tuple[str, ...] = ("reference", "lenient")
 DEFAULT_PARSER = "reference"
-_LENIENT_RE = re.compile(r"I\s+recommend\s+this\s+paper\s+for\s+(ACCEPT(?:ANCE)?|REJECT(?:ION)?)\b\.?", re.IGNORECASE)
-# Markdown emphasis and code marks that models wrap around or inside the line: **...**, _..._, `...`.
-_EMPHASIS_RE = re.compile(r"[*_`]+")
+_GAP = r"[\s*_`]+"  # white space and the markdown emphasis or code marks models put between words
+_LENIENT_RE = re.compile(rf"I{_GAP}recommend{_GAP}this{_GAP}paper{_GAP}for{_GAP}(ACCEPT(?:ANCE)?|REJECT(?:ION)?)\b\.?",
+                         re.IGNORECASE)
 _HEADING_RE = re.compile(r"^[ \t]*#", re.MULTILINE)
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n")
 
@@ -56,35 +59,38 @@ def _decide(matches: list[re.Match[str]], final_start: int) -> Decision:
     return Decision.ACCEPT if matches[-1].group(1).upper().startswith("ACCEPT") else Decision.REJECT
 
 
-def parse_reference(text: str | None) -> Decision:
-    """The card's regex, as published."""
-    if not text:
-        return Decision.UNPARSED
-    return _decide(list(reference_regex().finditer(text)), _final_part_start(text))
-
-
-def parse_lenient(text: str | None) -> Decision:
-    """Any letter case, markdown emphasis removed, ACCEPT/REJECT as well as ACCEPTANCE/REJECTION."""
-    if not text:
-        return Decision.UNPARSED
-    plain = _EMPHASIS_RE.sub("", text)
-    return _decide(list(_LENIENT_RE.finditer(plain)), _final_part_start(plain))
-
-
-_PARSER_FUNCTIONS: dict[str, Callable[[str | None], Decision]] = {"reference": parse_reference,
-                                                                   "lenient": parse_lenient}
+def _pattern(parser: str) -> re.Pattern[str]:
+    if parser == "reference":
+        return reference_regex()
+    if parser == "lenient":
+        return _LENIENT_RE
+    raise ConfigError(f"parser {parser!r}: valid choices: {', '.join(PARSERS)}")
 
 
 def get_parser(name: str) -> Callable[[str | None], Decision]:
-    try:
-        return _PARSER_FUNCTIONS[name]
-    except KeyError:
-        raise ConfigError(f"parser {name!r}: valid choices: {', '.join(PARSERS)}") from None
+    """The named parser as a function of the review text."""
+    _pattern(name)
+    return lambda text: parse_decision(text, name)
+
+
+def _matches(text: str, parser: str) -> tuple[list[re.Match[str]], Decision]:
+    matches = list(_pattern(parser).finditer(text))
+    return matches, _decide(matches, _final_part_start(text))
 
 
 def parse_decision(text: str | None, parser: str = DEFAULT_PARSER) -> Decision:
     """ACCEPT, REJECT, AMBIGUOUS or UNPARSED, by the named parser (the reference's by default)."""
-    return get_parser(parser)(text)
+    if not text:
+        _pattern(parser)
+        return Decision.UNPARSED
+    return _matches(text, parser)[1]
+
+
+def decision_match(text: str, parser: str = DEFAULT_PARSER) -> re.Match[str] | None:
+    """The match the decision was read from (its group 1 is the decision word), or None where the
+    review has no usable decision (UNPARSED or AMBIGUOUS): then there is no P(accept) either."""
+    matches, decision = _matches(text, parser) if text else ([], Decision.UNPARSED)
+    return matches[-1] if decision.decided else None
 
 
 def decision_line(accept: bool) -> str:

@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
@@ -69,7 +69,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def load_plugins() -> pluggy.PluginManager:
-    """Register built-ins and entry points once; ``PEERBENCH_LOAD_PLUGINS=a,b`` limits which."""
+    """Register the built-ins and the chosen entry points (:func:`entry_points`), once per process."""
     global _loaded
     if _loaded:
         return pm
@@ -78,22 +78,38 @@ def load_plugins() -> pluggy.PluginManager:
         mod = importlib.import_module(module_name)
         if not pm.is_registered(mod):
             pm.register(mod, name=module_name)
-    wanted = os.environ.get("PEERBENCH_LOAD_PLUGINS")
-    allow = {w.strip() for w in wanted.split(",") if w.strip()} if wanted is not None else None
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if allow is not None and ep.name not in allow:
-            continue
-        if pm.get_plugin(ep.name) is not None:
-            continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break peerbench
-            failures.append(PluginFailure(ep.name, one_line(exc)))
-            continue
-        dist = getattr(ep, "dist", None)
-        _distributions[ep.name] = dist.version if dist is not None else None
+    for ep in entry_points():
+        if pm.get_plugin(ep.name) is None:
+            _load_entry_point(ep)
     return pm
+
+
+def entry_points() -> list[metadata.EntryPoint]:
+    """The installed ``peerbench`` entry points to load.
+
+    ``PEERBENCH_LOAD_PLUGINS=a,b`` names the only ones to load (empty: none). Under pytest
+    (``sys._called_from_test``, set by tests/conftest.py) none load unless that variable names
+    them, so a plugin pip-installed into the same environment cannot change what a test sees.
+    """
+    wanted = os.environ.get("PEERBENCH_LOAD_PLUGINS")
+    if wanted is None and getattr(sys, "_called_from_test", False):
+        return []
+    found = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    if wanted is None:
+        return found
+    allow = {w.strip() for w in wanted.split(",") if w.strip()}
+    return [ep for ep in found if ep.name in allow]
+
+
+def _load_entry_point(ep: metadata.EntryPoint) -> None:
+    """Import and register one third-party plugin; a failure is recorded, never raised."""
+    try:
+        pm.register(ep.load(), name=ep.name)
+    except Exception as exc:  # a broken plugin must not break peerbench
+        failures.append(PluginFailure(ep.name, one_line(exc)))
+        return
+    dist = getattr(ep, "dist", None)
+    _distributions[ep.name] = dist.version if dist is not None else None
 
 
 def call_each(hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> None:

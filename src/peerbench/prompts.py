@@ -140,7 +140,8 @@ class PromptTemplate:
             raise ConfigError(f"prompt user template uses unknown field(s) {sorted(unknown)}; "
                               f"known: {sorted(TEMPLATE_FIELDS)}")
         if "body" not in names:
-            raise ConfigError("prompt user template must contain " + ("${body}" if self.syntax == "dollar" else "{body}"))
+            body_field = "${body}" if self.syntax == "dollar" else "{body}"
+            raise ConfigError(f"prompt user template must contain {body_field}")
 
     def messages(self, paper: Paper, body: str) -> list[dict[str, str]]:
         values = {"title": paper.title, "abstract": paper.abstract, "body": body, "venue": paper.venue}

@@ -22,6 +22,16 @@ class Decision(str, enum.Enum):
         """A model answer to score (a decision, or a review that gave none); FAILED is not one."""
         return self is not Decision.FAILED
 
+    @property
+    def decided(self) -> bool:
+        """ACCEPT or REJECT: a usable decision."""
+        return self in (Decision.ACCEPT, Decision.REJECT)
+
+    @classmethod
+    def of(cls, accept: bool) -> Decision:
+        """The decision a gold label (or a prediction) stands for."""
+        return cls.ACCEPT if accept else cls.REJECT
+
 
 @dataclass(frozen=True)
 class Section:
@@ -47,6 +57,16 @@ class Paper:
     def key(self) -> str:
         """Unique across venues and splits: PeerRead ids repeat between venues."""
         return f"{self.venue}/{self.split}/{self.id}" if self.split else f"{self.venue}/{self.id}"
+
+    def content_hash(self) -> str:
+        """What of the paper can reach a prompt (id, venue, split, title, abstract, sections): a stored
+        answer is resumed only for a paper whose content hash is unchanged."""
+        import hashlib
+        import json
+
+        content = [self.id, self.venue, self.split, self.title, self.abstract,
+                   [[section.heading, section.text] for section in self.sections]]
+        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:16]
 
     @property
     def mean_recommendation(self) -> float | None:
@@ -133,6 +153,7 @@ class Sample:
     cached: bool = False                     # served from the response cache
     extra: dict[str, Any] = field(default_factory=dict)  # backend details: tries taken, logprob mass...
     messages: list[dict[str, str]] | None = None         # the prompt, only with --store-prompts
+    paper_hash: str | None = None            # the paper's content (title, abstract, sections) it answered
 
     def to_json(self) -> dict[str, Any]:
         """The stored line: ``extra`` and ``messages`` only when they hold something."""

@@ -8,6 +8,7 @@ result is cached (call :func:`reset` after registering a plugin by hand, as test
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -89,51 +90,64 @@ def reset() -> None:
         _cached = None
 
 
+class Registrar:
+    """The ``register`` callbacks that one plugin's hooks receive, one method per hook.
+
+    Each knows which plugin is registering (to name both sides of a collision), and each takes
+    exactly the arguments docs/plugins.md documents: a misspelt keyword is the plugin's error,
+    reported by ``peerbench plugins``, not silently kept.
+    """
+
+    def __init__(self, regs: Registries, plugin: str):
+        self.regs, self.plugin = regs, plugin
+
+    def backend(self, name: str, factory: Callable[..., Any], *, extra: str | None = None,
+                description: str = "") -> None:
+        self.regs.backends.add(name, factory, self.plugin, extra=extra, description=description)
+
+    def dataset(self, name: str, factory: Callable[..., Any], *, description: str = "") -> None:
+        self.regs.datasets.add(name, factory, self.plugin, description=description)
+
+    def task(self, task_or_path: Any) -> None:
+        from peerbench.task import Task, tasks_from_path
+
+        found = [task_or_path] if isinstance(task_or_path, Task) else tasks_from_path(task_or_path)
+        for task in found:
+            self.regs.tasks.add(task.task, task, self.plugin, description=task.description)
+
+    def metric(self, metric: Any) -> None:
+        self.regs.metrics.add(metric.name, metric, self.plugin, description=metric.description)
+
+    def label_rule(self, rule: Any) -> None:
+        self.regs.label_rules.add(rule.name, rule, self.plugin, description=rule.description)
+
+    def model(self, name: str, *, backend: str, model: str, options: dict[str, Any] | None = None,
+              description: str = "", backends: dict[str, dict[str, Any]] | None = None) -> None:
+        preset = {"backend": backend, "model": model, "options": dict(options or {}),
+                  "backends": {k: dict(v or {}) for k, v in (backends or {}).items()}}
+        self.regs.models.add(name, preset, self.plugin, description=description)
+
+
+# hook -> the Registrar method its ``register`` argument is, in the order the hooks run.
+CALLBACKS = {
+    "register_backends": "backend",
+    "register_datasets": "dataset",
+    "register_metrics": "metric",
+    "register_label_rules": "label_rule",
+    "register_tasks": "task",
+    "register_models": "model",
+}
+
+
+def register_callback(hook: str) -> Callable[..., None]:
+    """The unbound ``register`` callback a hook receives (the docs test reads its signature)."""
+    return getattr(Registrar, CALLBACKS[hook])
+
+
 def _build() -> Registries:
     from peerbench import plugins
-    from peerbench.task import Task, tasks_from_path
 
     regs = Registries()
-
-    def simple(registry: Registry):
-        def kwargs_for(plugin: str) -> dict[str, Any]:
-            def register(name: str, value: Any, **meta: Any) -> None:
-                registry.add(name, value, plugin, **meta)
-
-            return {"register": register}
-
-        return kwargs_for
-
-    def named(registry: Registry):
-        def kwargs_for(plugin: str) -> dict[str, Any]:
-            def register(obj: Any, **meta: Any) -> None:
-                registry.add(obj.name, obj, plugin, description=getattr(obj, "description", ""), **meta)
-
-            return {"register": register}
-
-        return kwargs_for
-
-    def task_kwargs(plugin: str) -> dict[str, Any]:
-        def register(obj: Any) -> None:
-            found = [obj] if isinstance(obj, Task) else tasks_from_path(obj)
-            for task in found:
-                regs.tasks.add(task.task, task, plugin, description=task.description)
-
-        return {"register": register}
-
-    def model_kwargs(plugin: str) -> dict[str, Any]:
-        def register(name: str, *, backend: str, model: str, options: dict | None = None, description: str = "",
-                     backends: dict[str, dict] | None = None) -> None:
-            preset = {"backend": backend, "model": model, "options": dict(options or {}),
-                      "backends": {k: dict(v or {}) for k, v in (backends or {}).items()}}
-            regs.models.add(name, preset, plugin, description=description)
-
-        return {"register": register}
-
-    plugins.call_each("register_backends", simple(regs.backends))
-    plugins.call_each("register_datasets", simple(regs.datasets))
-    plugins.call_each("register_metrics", named(regs.metrics))
-    plugins.call_each("register_label_rules", named(regs.label_rules))
-    plugins.call_each("register_tasks", task_kwargs)
-    plugins.call_each("register_models", model_kwargs)
+    for hook, method in CALLBACKS.items():
+        plugins.call_each(hook, lambda plugin, method=method: {"register": getattr(Registrar(regs, plugin), method)})
     return regs

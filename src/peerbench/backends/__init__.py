@@ -1,9 +1,11 @@
 """The backend interface. A backend turns chat requests into completions; the runner owns
-batching, concurrency, caching and storage, so a backend only has to talk to its model."""
+batching, concurrency, retries, caching and storage, so a backend only has to talk to its model
+and declare the facts the runner acts on (see :class:`Backend`)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,32 +13,66 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from peerbench.errors import ConfigError, UnknownNameError
+from peerbench.errors import ConfigError, UnknownNameError, scrub
+from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
 
-SECRET_WORDS = ("key", "token", "secret", "password", "credential")
-# Options that have a flag of their own on `peerbench run`, so errors name the flag the user typed.
-OPTION_FLAGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "lora": "--lora", "project": "--project",
-                "location": "--location", "thinking_budget": "--thinking-budget"}
+__all__ = ["Backend", "BackendOptions", "Failure", "RetryPolicy", "RunContext", "create_backend", "option_flag",
+           "redact"]
+
+# A key names a secret when its last word is one of these (api_key, access_token, x-api-key,
+# client_secret), never when a secret-sounding word is only part of it: max_completion_tokens and
+# tokenizer shape the request and are always recorded.
+SECRET_KEY_RE = re.compile(r"(?i)(?:^|[_\-.])(?:api_?key|apikey|key|token|secret|password|passwd|credentials?|"
+                           r"authorization|auth|bearer|cookie|signature)$")
+REDACTED = "***"
+# What --api-key-env takes: the NAME of a variable (a pasted key is refused, and never echoed).
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-def redact(value: Any) -> Any:
-    """Drop every mapping key that looks secret, at any depth (``-o extra_body='{"api_key": ...}'`` too).
+def secret_from_env(name: str) -> str | None:
+    """The variable's value, registered so that it is masked wherever it could be printed or stored."""
+    import os
 
-    ``*_env`` keys hold the name of a variable, not its value, and are kept."""
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()
-                if k.lower().endswith("_env") or not any(w in k.lower() for w in SECRET_WORDS)}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
+    from peerbench.errors import register_secret
+
+    value = os.environ.get(name)
+    register_secret(value)
     return value
 
 
+def is_secret_key(name: str) -> bool:
+    """Whether an option key holds a secret value (``*_env`` keys hold a variable's name: not secret)."""
+    return not name.lower().endswith("_env") and bool(SECRET_KEY_RE.search(name))
+
+
+def redact(value: Any) -> Any:
+    """The value with every secret-keyed entry's value masked, at any depth
+    (``-o extra_body='{"api_key": ...}'`` too). The key stays, so config.json shows it was set."""
+    if isinstance(value, dict):
+        return {k: REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return scrub(value) if isinstance(value, str) else value
+
+
 class BackendOptions(BaseModel):
-    """Backend options; unknown names are refused before any work starts."""
+    """Backend options; unknown names are refused before any work starts.
+
+    An option that has a flag of its own on ``peerbench run`` says so in its field's metadata,
+    ``Field(..., json_schema_extra={"flag": "--base-url"})``, so that an error names the flag the
+    user typed rather than ``--backend-arg NAME``."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def option_flag(options: type[BaseModel], name: str) -> str:
+    """The command-line spelling of option ``name``: its declared flag, else ``--backend-arg NAME``."""
+    field = options.model_fields.get(name)
+    extra = field.json_schema_extra if field is not None else None
+    flag = extra.get("flag") if isinstance(extra, dict) else None
+    return str(flag) if flag else f"--backend-arg {name}"
 
 
 @dataclass
@@ -49,11 +85,13 @@ class RunContext:
     dataset: Any = None
     dataset_args: Any = None
     papers: Sequence[Paper] = ()
+    task_args: dict[str, Any] | None = None  # the task's own selection, before --split and --ids
 
     def load_papers(self, **selection: Any) -> list[Paper]:
         """Papers of the task's dataset under another selection, e.g. ``**task.train`` for a
-        baseline's training split (never the run's ids)."""
-        raw = {**self.task.dataset.args(), **selection}
+        baseline's training split; with no argument, the task's whole selection (never the run's
+        --split, --ids or --limit)."""
+        raw = {**(self.task_args if self.task_args is not None else self.task.dataset.args()), **selection}
         raw.pop("ids", None)
         args = self.dataset.parse_args(raw, f"task {self.task.task} ({', '.join(selection) or 'selection'})")
         return self.dataset.load(args, progress=False)
@@ -64,7 +102,11 @@ class Backend(ABC):
 
     Declared capabilities (never guessed): ``supports_logprobs``, and :meth:`token_counter` for
     token-aware truncation. ``batch_size`` requests go to one :meth:`generate` call; at most
-    ``max_concurrency`` calls run at once.
+    ``max_concurrency`` calls run at once per :meth:`connection_key`.
+
+    Declared facts the harness schedules by, so that no part of it names a backend: ``in_process``
+    and :meth:`gpus` (how a sweep places the run), :meth:`connection_key` (which runs share a
+    concurrency bound), :meth:`retry_policy` and :meth:`classify_error` (the harness's retries).
     """
 
     name: ClassVar[str] = ""
@@ -78,6 +120,13 @@ class Backend(ABC):
     # Options that change how requests are sent (timeouts, retries), not what comes back: kept in
     # config.json, left out of the run identity and the response-cache key.
     operational_options: ClassVar[frozenset[str]] = frozenset()
+    # The task's decision parser, set by the harness before setup: a backend that reads P(accept)
+    # from logprobs reads it where this parser reads the decision (peerbench.parsing.decision_match).
+    decision_parser: str = "reference"
+    # Holds its model in this process (weights, an engine): a local sweep runs such runs one at a
+    # time. True unless a backend says otherwise, because two models loaded at once in one process
+    # can exhaust a GPU, while an I/O backend run serially is merely slower.
+    in_process: ClassVar[bool] = True
 
     def __init__(self, model: str | None = None, **options: Any):
         model = model or self.default_model
@@ -92,7 +141,7 @@ class Backend(ABC):
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             valid = ", ".join(self.Options.model_fields) or "none"
-            flag = OPTION_FLAGS.get(field, f"--backend-arg {field}")
+            flag = option_flag(self.Options, field)
             raise ConfigError(f"{flag}: {err['msg']} (backend {self.name!r} takes: {valid})") from None
 
     def token_counter(self) -> TokenCounter | None:
@@ -104,14 +153,43 @@ class Backend(ABC):
 
     @abstractmethod
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
-        """One completion per request, in order. Per-paper failures go in ``Completion.error``."""
+        """One completion per request, in order. Per-paper outcomes that are answers of a kind (a
+        safety block) go in ``Completion.error``. A backend with a :meth:`retry_policy` makes one
+        attempt and raises on failure: the harness classifies, retries and records it."""
 
     async def aclose(self) -> None:
         """Release connections, engines or files."""
 
     def generate_sync(self, requests: list[ChatRequest]) -> list[Completion]:
-        """For notebooks and scripts that are not async."""
-        return asyncio.run(self.generate(requests))
+        """For notebooks and scripts that are not async; with the harness's retries, as in a run."""
+        from peerbench.pipeline.dispatch import generate_all
+
+        return asyncio.run(generate_all(self, requests))
+
+    def gpus(self) -> float:
+        """GPUs this configuration needs (a Ray sweep reserves them); none unless a backend says so."""
+        return 0.0
+
+    def connection_key(self) -> str:
+        """Requests with the same key share one concurrency bound: a server's URL for HTTP backends,
+        so that two runs against one server do not overload it; by default the backend and model."""
+        return f"{self.name}:{self.model}"
+
+    def retry_policy(self) -> RetryPolicy | None:
+        """None: the backend gets no harness retries, and its requests go in batches of ``batch_size``.
+        A policy: each request goes alone through :meth:`generate` and the harness retries what
+        :meth:`classify_error` calls transient. By default read from the ``max_retries`` and
+        ``retry_backoff`` options, so a backend declares retries by having those options."""
+        max_retries = getattr(self.options, "max_retries", None)
+        if max_retries is None:
+            return None
+        return RetryPolicy(int(max_retries), float(getattr(self.options, "retry_backoff", 1.0)))
+
+    def classify_error(self, exc: Exception) -> Failure:
+        """Judge one failed attempt: ``Failure(problem, retry=True[, retry_after])`` to try again,
+        ``Failure(problem, retry=False)`` to fail this paper, raise BackendError to end the run.
+        By default the exception is raised again: an error nobody classified is a bug, not a retry."""
+        raise exc
 
     def describe(self) -> dict[str, Any]:
         """Settings for config.json and the cache key, with anything secret-looking removed."""

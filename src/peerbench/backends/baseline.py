@@ -29,6 +29,7 @@ class BaselineBackend(Backend):
     default_model = "tfidf-lr"
     cacheable = False
     batch_size = 64
+    in_process = False  # a small scikit-learn model: runs of it overlap fine
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)

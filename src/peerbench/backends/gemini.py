@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, secret_from_env
 from peerbench.errors import BackendError, ConfigError, MissingDependency
 from peerbench.hookspecs import hookimpl
+from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
 from peerbench.records import ChatRequest, Completion
-from peerbench.backends.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json").expanduser()
@@ -29,25 +29,30 @@ MAX_ERROR_CHARS = 300
 
 
 class GeminiOptions(BackendOptions):
-    thinking_budget: int | None = Field(None, ge=-1, description="thinking tokens; -1 lets the model decide")
+    thinking_budget: int | None = Field(None, ge=-1, description="thinking tokens; -1 lets the model decide",
+                                        json_schema_extra={"flag": "--thinking-budget"})
     timeout: float = Field(600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(6, ge=0)
     retry_backoff: float = Field(2.0, ge=0)
-    base_url: str | None = Field(None, description="another endpoint (a proxy, a regional or test server)")
+    base_url: str | None = Field(None, description="another endpoint (a proxy, a regional or test server)",
+                                 json_schema_extra={"flag": "--base-url"})
     price_input_per_m: float | None = Field(None, ge=0, description="USD per million prompt tokens")
     price_output_per_m: float | None = Field(None, ge=0, description="USD per million output + thinking tokens")
 
 
 class VertexOptions(GeminiOptions):
-    project: str | None = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT"))
-    location: str = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_LOCATION", "us-central1"))
+    project: str | None = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT"),
+                                json_schema_extra={"flag": "--project"})
+    location: str = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_LOCATION", "us-central1"),
+                          json_schema_extra={"flag": "--location"})
     access_token_env: str | None = Field(None, description="take an OAuth access token from this variable "
                                                            "instead of Application Default Credentials")
     use_metadata_server: bool = Field(False, description="allow ADC to ask the GCE metadata server")
 
 
 class DeveloperOptions(GeminiOptions):
-    api_key_env: str | None = Field(None, description="default: GEMINI_API_KEY, then GOOGLE_API_KEY")
+    api_key_env: str | None = Field(None, description="default: GEMINI_API_KEY, then GOOGLE_API_KEY",
+                                    pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
 
 
 def _short(text: object) -> str:
@@ -68,6 +73,7 @@ class GeminiBackend(Backend):
     Options: ClassVar[type[GeminiOptions]] = GeminiOptions
     default_model = "gemini-3.1-pro-preview"
     max_concurrency = 8
+    in_process = False
     operational_options = frozenset({"timeout", "max_retries", "retry_backoff", "base_url", "price_input_per_m",
                                      "price_output_per_m", "access_token_env", "use_metadata_server",
                                      "api_key_env"})
@@ -78,6 +84,14 @@ class GeminiBackend(Backend):
 
     def _client_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def endpoint(self) -> str:
+        """Where requests go without a ``base_url``: the API's host (and, for Vertex, the project)."""
+        raise NotImplementedError
+
+    def connection_key(self) -> str:
+        """The endpoint: runs against one Gemini endpoint share its concurrency bound."""
+        return (self.options.base_url or self.endpoint()).rstrip("/")
 
     async def setup(self, context: RunContext | None = None) -> None:
         genai = _import_genai()
@@ -100,6 +114,7 @@ class GeminiBackend(Backend):
         return types.GenerateContentConfig(**config)
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        """One attempt per request; a failure is raised for the harness to classify and retry."""
         if self._client is None:
             await self.setup()
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
@@ -107,16 +122,13 @@ class GeminiBackend(Backend):
     async def _complete(self, request: ChatRequest) -> Completion:
         contents = [{"role": "user" if m["role"] == "user" else "model", "parts": [{"text": m["content"]}]}
                     for m in request.messages if m["role"] != "system"]
+        response = await self._client.aio.models.generate_content(model=self.model, contents=contents,
+                                                                  config=self._config(request))
+        return self._to_completion(response)
 
-        async def call() -> Completion:
-            response = await self._client.aio.models.generate_content(model=self.model, contents=contents,
-                                                                      config=self._config(request))
-            return self._to_completion(response)
-
-        return await complete_with_retries(call, self._judge, max_retries=self.options.max_retries,
-                                           backoff=self.options.retry_backoff)
-
-    def _judge(self, exc: Exception) -> Failure:
+    def classify_error(self, exc: Exception) -> Failure:
+        """429 RESOURCE_EXHAUSTED, 5xx, deadlines and dropped connections are transient (Retry-After
+        honoured); other 4xx fail the paper; 401/403 and an unknown model end the run."""
         from google.genai import errors
 
         if isinstance(exc, errors.APIError):
@@ -184,6 +196,12 @@ class VertexBackend(GeminiBackend):
     name = "vertex"
     Options = VertexOptions
 
+    def endpoint(self) -> str:
+        opts = self.options
+        host = "aiplatform.googleapis.com" if opts.location == "global" else \
+            f"{opts.location}-aiplatform.googleapis.com"
+        return f"https://{host}/projects/{opts.project}"
+
     def login_hint(self) -> str:
         return ("log in with `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
                 "service-account key file, and check the project's Vertex AI permissions")
@@ -221,10 +239,13 @@ class DeveloperBackend(GeminiBackend):
     name = "gemini"
     Options = DeveloperOptions
 
+    def endpoint(self) -> str:
+        return "https://generativelanguage.googleapis.com"
+
     def _key(self) -> tuple[str, str | None]:
         names = [self.options.api_key_env] if self.options.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
         for name in names:
-            if os.environ.get(name):
+            if secret_from_env(name):
                 return name, os.environ[name]
         return " or ".join(names), None
 

@@ -15,20 +15,19 @@ from typing import Any
 from pydantic import Field
 
 from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.backends.logprobs import decision_index_by_prefix, probability_from_alternatives
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.backends.logprobs import decision_index_by_prefix, probability_from_alternatives
 from peerbench.records import ChatRequest, Completion
-
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 class HFOptions(BackendOptions):
     device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps")
     dtype: str = Field("auto", pattern="^(auto|bfloat16|float16|float32)$")
     batch_size: int = Field(4, ge=1)
-    lora: str | None = Field(None, description="a PEFT adapter folder to apply on top of the model")
+    lora: str | None = Field(None, description="a PEFT adapter folder to apply on top of the model",
+                             json_schema_extra={"flag": "--lora"})
     top_logprobs: int = Field(5, ge=1, le=20)
     attn_implementation: str | None = None
     trust_remote_code: bool = False
@@ -88,6 +87,7 @@ class HFBackend(Backend):
     supports_logprobs = True
     cacheable = True
     max_concurrency = 1  # one batch at a time on one device
+    in_process = True  # the model's weights live in this process
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
@@ -95,6 +95,11 @@ class HFBackend(Backend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._device = "cpu"
+
+    def gpus(self) -> float:
+        """One GPU when the device option may pick CUDA (``auto`` does where there is one), else none."""
+        device = self.options.device
+        return 1.0 if device == "auto" or device.startswith("cuda") else 0.0
 
     async def setup(self, context: RunContext | None = None) -> None:
         torch, transformers = import_torch_transformers()
@@ -198,7 +203,7 @@ class HFBackend(Backend):
         def prefix_text(n: int) -> str:
             return tok.decode(ids[:n], skip_special_tokens=True)
 
-        index = decision_index_by_prefix(len(ids), prefix_text)
+        index = decision_index_by_prefix(len(ids), prefix_text, self.decision_parser)
         if index is None or index >= len(recorder.top):
             return None
         prefix = prefix_text(index)
@@ -208,7 +213,7 @@ class HFBackend(Backend):
         for value, alt in zip(values[row].tolist(), top_ids[row].tolist()):
             alternatives.setdefault(tok.decode(ids[:index] + [alt], skip_special_tokens=True)[len(prefix):], value)
         alternatives.setdefault(chosen, float(recorder.chosen[index][row]))
-        return probability_from_alternatives(alternatives)
+        return probability_from_alternatives(alternatives, self.decision_parser)
 
     async def aclose(self) -> None:
         self._model = None

@@ -4,7 +4,8 @@ The ``openai`` SDK speaks the wire format; this module owns the policy an evalua
 SDK leaves to its caller: which failures are worth another try (429, 5xx, timeouts, dropped
 connections, a malformed body, an empty choices list), which end one paper (a 400 such as a
 prompt over the context), and which end the run because no paper could succeed (auth refused, an
-unknown model). The SDK's own retries are off so that every attempt is counted here.
+unknown model). That judgement is :meth:`OpenAIBackend.classify_error`; the harness's retry driver
+acts on it. The SDK's own retries are off so that every attempt is counted there.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, secret_from_env
+from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.backends.logprobs import TokenLogprob, decision_probability
+from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
 from peerbench.records import ChatRequest, Completion
-from peerbench.backends.retry import RETRY_STATUS, Failure, complete_with_retries, retry_after_seconds
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300
 
 
 class OpenAIOptions(BackendOptions):
-    base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL))
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
+                          json_schema_extra={"flag": "--base-url"})
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
     timeout: float = Field(600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(6, ge=0)
     retry_backoff: float = Field(1.0, ge=0, description="first backoff in seconds; doubles per try")
@@ -77,8 +79,9 @@ class OpenAIBackend(Backend):
     Options = OpenAIOptions
     supports_logprobs = True
     max_concurrency = 16
+    in_process = False
     operational_options: ClassVar[frozenset[str]] = frozenset(
-        {"timeout", "max_retries", "retry_backoff", "check_server", "api_key_env", "tokenizer", "http_client"})
+        {"timeout", "max_retries", "retry_backoff", "check_server", "api_key_env", "http_client"})
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
@@ -86,9 +89,13 @@ class OpenAIBackend(Backend):
         self._counter: Any = None
         self._completion_type: Any = None
 
+    def connection_key(self) -> str:
+        """The server: runs against one URL share its concurrency bound, whatever model they ask for."""
+        return self.options.base_url.rstrip("/")
+
     @property
     def api_key(self) -> str:
-        return os.environ.get(self.options.api_key_env) or "EMPTY"
+        return secret_from_env(self.options.api_key_env) or "EMPTY"
 
     def _make_client(self) -> Any:
         try:
@@ -159,22 +166,20 @@ class OpenAIBackend(Backend):
         return payload
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        """One attempt per request; a failure is raised for the harness to classify and retry."""
         if self._client is None:
             await self.setup()
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
 
     async def _complete(self, request: ChatRequest) -> Completion:
         logprobs = self.options.logprobs and request.logprobs
+        response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                           cast_to=self._completion_type)
+        return self._to_completion(response)
 
-        async def call() -> Completion:
-            response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
-                                               cast_to=self._completion_type)
-            return self._to_completion(response)
-
-        return await complete_with_retries(call, self._judge, max_retries=self.options.max_retries,
-                                           backoff=self.options.retry_backoff)
-
-    def _judge(self, exc: Exception) -> Failure:
+    def classify_error(self, exc: Exception) -> Failure:
+        """429, 5xx, timeouts, dropped connections and malformed replies are transient (Retry-After
+        honoured); other 4xx fail the paper; auth refused and an unknown model end the run."""
         import openai
 
         opts = self.options
@@ -207,14 +212,17 @@ class OpenAIBackend(Backend):
         message = getattr(choice, "message", None)
         if message is None:
             raise _Malformed("the first choice has no message")
-        text = message.content or ""
+        if message.content is None:  # no review: retried, then a failed paper, never a cached success
+            refusal = getattr(message, "refusal", None)
+            raise _Malformed("the reply's message content is null" + (f" (refusal: {refusal})" if refusal else ""))
+        text = message.content
         p_accept = None
         extra: dict[str, Any] = {}
         content = getattr(getattr(choice, "logprobs", None), "content", None)
         if content:
             tokens = [TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])])
                       for t in content]
-            found = decision_probability(tokens)
+            found = decision_probability(tokens, self.decision_parser)
             if found is not None:
                 p_accept = found.p_accept
                 extra["decision_mass"] = round(found.mass, 6)

@@ -27,6 +27,7 @@ failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class ReplayBackend(Backend):
     Options = ReplayOptions
     cacheable = False
     batch_size = 256
+    in_process = False  # reads a file; runs of it overlap fine
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
@@ -71,8 +73,23 @@ class ReplayBackend(Backend):
             raise ConfigError(f"--model {self.model}: no such file (the replay backend reads a JSONL of completions)")
         self._rows: dict[str, _Row] | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """The file's content hash is part of the run's identity: an edited file at the same path is
+        another run, never one whose stored answers are served again."""
+        return {**super().describe(), "file_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest()}
+
     async def setup(self, context: RunContext) -> None:
-        self._rows = self._resolve(context.papers)
+        self._rows = self._resolve(self._candidates(context))
+
+    @staticmethod
+    def _candidates(context: RunContext) -> list[Paper]:
+        """The papers a row may name: the task's whole selection as well as the run's (--split, --ids
+        and --limit narrow what is scored, never which paper a bare id could mean)."""
+        papers = {paper.key: paper for paper in context.papers}
+        if context.dataset is not None:
+            for paper in context.load_papers():
+                papers.setdefault(paper.key, paper)
+        return list(papers.values())
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         if self._rows is None:
@@ -106,6 +123,9 @@ class ReplayBackend(Backend):
                 raise ConfigError(f"{self.path}: lines {resolved[paper.key].line} and {line} are both "
                                   f"for paper {paper.key}; keep one")
             resolved[paper.key] = _Row(line, row.get(self.options.completion_field, MISSING), self._p_accept(line, row))
+        if not resolved:
+            raise ConfigError(f"{self.path}: no row matches a paper of this task (rows need {self.options.id_field!r} "
+                              f"as venue/split/id or a bare id, and {self.options.venue_field!r} where ids repeat)")
         return resolved
 
     def _read(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -142,7 +162,7 @@ class ReplayBackend(Backend):
         candidates = [p for p in by_id.get(paper_id, ())
                       if (venue is None or p.venue == venue) and (split is None or p.split == split)]
         if len(candidates) > 1:
-            keys = " and ".join(p.key for p in candidates)
+            keys = " and ".join(sorted(p.key for p in candidates))
             if venue is None:
                 fix = (f"give each row a {opts.venue_field!r} field, or name the field that holds it with "
                        f"-o venue_field=NAME, or use venue/split/id keys")

@@ -6,11 +6,10 @@ short for the task) rather than the first of many failed requests.
 
 from __future__ import annotations
 
-import os
 import time
 
-from peerbench.backends.openai_compat import (check_context, check_models, server_error, server_root,
-                                              served_models)
+from peerbench.backends import secret_from_env
+from peerbench.backends.openai_compat import check_context, check_models, served_models, server_error, server_root
 from peerbench.backends.token_counting import server_counter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.task import Task
@@ -23,7 +22,7 @@ async def check_server(base_url: str, model: str | None, api_key_env: str = "OPE
         import openai
     except ImportError:
         raise MissingDependency("openai", "openai") from None
-    api_key = os.environ.get(api_key_env) or "EMPTY"
+    api_key = secret_from_env(api_key_env) or "EMPTY"
     client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60.0)
     try:
         if model is not None:

@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import Field
 
 from peerbench.backends import Backend, BackendOptions, RunContext
+from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.records import ChatRequest, Completion
 
 
@@ -33,7 +33,7 @@ class VLLMOptions(BackendOptions):
     data_parallel_size: int = Field(1, ge=1)
     distributed_executor_backend: str | None = Field(None, pattern="^(ray|mp|uni|external_launcher)$",
                                                      description="ray for multi-node (see docs/scale.md)")
-    lora: str | None = Field(None, description="a LoRA adapter folder")
+    lora: str | None = Field(None, description="a LoRA adapter folder", json_schema_extra={"flag": "--lora"})
     max_lora_rank: int = Field(64, ge=1)
     top_logprobs: int = Field(5, ge=1, le=20)
     batch_size: int = Field(128, ge=1, description="papers handed to vLLM at once (and stored together)")
@@ -50,6 +50,7 @@ class VLLMBackend(Backend):
     Options = VLLMOptions
     supports_logprobs = True
     max_concurrency = 1  # vLLM schedules within a batch; batches go one after another
+    in_process = True  # the engine and its weights live in this process
     operational_options = frozenset({"batch_size", "gpu_memory_utilization", "max_num_seqs",
                                      "enable_prefix_caching", "enforce_eager", "cpu_kvcache_space_gb"})
 
@@ -58,6 +59,11 @@ class VLLMBackend(Backend):
         self.batch_size = self.options.batch_size
         self._llm: Any = None
         self._lora_request: Any = None
+
+    def gpus(self) -> float:
+        """One GPU per engine worker: tensor x pipeline x data parallel."""
+        opts = self.options
+        return float(opts.tensor_parallel_size * opts.pipeline_parallel_size * opts.data_parallel_size)
 
     async def setup(self, context: RunContext | None = None) -> None:
         try:
@@ -116,10 +122,10 @@ class VLLMBackend(Backend):
                                  logprobs=self.options.top_logprobs if r.logprobs else None) for r in requests]
         outputs = self._llm.chat([r.messages for r in requests], params, use_tqdm=False,
                                  lora_request=self._lora_request)
-        return [self._completion(output) for output in outputs]
+        return [self._completion(output, self.decision_parser) for output in outputs]
 
     @staticmethod
-    def _completion(output: Any) -> Completion:
+    def _completion(output: Any, parser: str = "reference") -> Completion:
         choice = output.outputs[0]
         p_accept, extra = None, {}
         if choice.logprobs:
@@ -129,7 +135,7 @@ class VLLMBackend(Backend):
                 top = [(lp.decoded_token or "", lp.logprob) for tid, lp in alternatives.items() if tid != token_id]
                 tokens.append(TokenLogprob((chosen.decoded_token or "") if chosen else "",
                                            chosen.logprob if chosen else float("-inf"), top))
-            found = decision_probability(tokens)
+            found = decision_probability(tokens, parser)
             if found is not None:
                 p_accept, extra["decision_mass"] = found.p_accept, round(found.mass, 6)
         return Completion(text=choice.text, p_accept=p_accept, finish_reason=choice.finish_reason,

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import click
 
-from peerbench.cli import data, interop, listing, results, run  # noqa: F401  (they register the commands)
+from peerbench.cli import cache, data, interop, listing, results, run  # noqa: F401  (they register the commands)
 from peerbench.cli.common import cli, friendly_errors, parse_backend_args
 
 __all__ = ["build_cli", "cli", "friendly_errors", "main", "parse_backend_args"]
 
 
 def build_cli() -> click.Group:
-    """The group with every plugin's commands added (once)."""
+    """The group with every plugin's commands added (once). A plugin whose hook raises is recorded
+    by ``call_each`` and listed by ``peerbench plugins``; it never breaks ``--help``."""
     if not getattr(cli, "_plugins_added", False):
         from peerbench import plugins as plugin_module
 
-        try:
-            plugin_module.call_each("register_commands", lambda plugin: {"cli": cli})
-        except Exception as exc:  # never let a plugin break --help
-            plugin_module.failures.append(plugin_module.PluginFailure("register_commands", str(exc)))
+        plugin_module.call_each("register_commands", lambda plugin: {"cli": cli})
         cli._plugins_added = True  # type: ignore[attr-defined]
     return cli
 

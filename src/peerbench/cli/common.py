@@ -22,17 +22,21 @@ def console():
 
 
 def friendly_errors(func: Callable) -> Callable:
-    """PeerbenchError -> one line on stderr and exit 2; Ctrl-C -> how to resume."""
+    """PeerbenchError or a file-system failure -> one line on stderr (secrets masked) and exit 2;
+    Ctrl-C -> how to resume."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from peerbench.errors import PeerbenchError
+        from peerbench.errors import PeerbenchError, environment_message, scrub
 
         try:
             return func(*args, **kwargs)
         except PeerbenchError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(scrub(f"Error: {exc}"), err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # a bad environment (read-only, full, a file for a folder): one line, not a traceback
+            click.echo(scrub(f"Error: {environment_message(exc)}"), err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("Interrupted: every finished paper is stored; rerun the same command to resume.", err=True)
             sys.exit(130)
@@ -76,7 +80,7 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 include_path_option = click.option("--include-path", multiple=True, type=click.Path(),
                                    help="Folder or file of extra task YAML.")
 data_dir_option = click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None,
-                               help="An existing copy of the dataset's files (PeerRead: its data/ folder).")
+                               help="An existing copy of the dataset's files (see docs/datasets.md).")
 
 
 def json_option(what: str) -> Callable:

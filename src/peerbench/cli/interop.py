@@ -21,11 +21,12 @@ def serve_check(base_url, model, api_key_env, task, include_path) -> None:
     import asyncio
 
     from peerbench.backends.serve_check import check_server
+    from peerbench.errors import scrub
     from peerbench.task import load_task
 
     task_obj = load_task(task, include_path) if task else None
     for line in asyncio.run(check_server(base_url, model, api_key_env, task_obj)):
-        click.echo(line)
+        click.echo(scrub(line))
 
 
 @cli.group("export")

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
+from typing import Any
 
 import click
 
-from peerbench.cli.common import (cli, console, friendly_errors,
-                                  json_option, resamples_option, seed_option)
+from peerbench.cli.common import (
+    INCOMPLETE_EXIT_CODE,
+    cli,
+    console,
+    friendly_errors,
+    json_option,
+    resamples_option,
+    seed_option,
+)
 
 
 @cli.command()
@@ -85,17 +94,28 @@ def sweep_command(spec, out, executor, address, max_parallel, max_retries, compa
                     max_retries=max_retries, progress=not quiet)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-        return
-    screen = console()
-    screen.print(render_sweep(summary))
-    if compare:
-        from peerbench.reporting.comparison import compare as compare_runs
-        from peerbench.reporting.tables import render_comparison
+    else:
+        screen = console()
+        screen.print(render_sweep(summary))
+        if compare:
+            _compare_each_task(summary, screen)
+    unfinished = [run["name"] for run in summary["runs"] if run.get("error") or run.get("complete") is False]
+    if unfinished:
+        click.echo(f"INCOMPLETE: {len(unfinished)} of {len(summary['runs'])} runs failed or have failed papers "
+                   f"({', '.join(unfinished[:5])}{', ...' if len(unfinished) > 5 else ''}); rerun the sweep to "
+                   "finish them", err=True)
+        sys.exit(INCOMPLETE_EXIT_CODE)
 
-        by_task: dict[str, list[str]] = {}
-        for run in summary["runs"]:
-            if not run.get("error"):
-                by_task.setdefault(run["task"], []).append(run["run_dir"])
-        for runs in by_task.values():
-            if len(runs) > 1:
-                screen.print(render_comparison(compare_runs(runs, resamples=500)))
+
+def _compare_each_task(summary: dict[str, Any], screen: Any) -> None:
+    """The finished runs of each task, side by side."""
+    from peerbench.reporting.comparison import compare as compare_runs
+    from peerbench.reporting.tables import render_comparison
+
+    by_task: dict[str, list[str]] = {}
+    for run in summary["runs"]:
+        if not run.get("error"):
+            by_task.setdefault(run["task"], []).append(run["run_dir"])
+    for runs in by_task.values():
+        if len(runs) > 1:
+            screen.print(render_comparison(compare_runs(runs, resamples=500)))

@@ -8,8 +8,18 @@ from typing import Any
 
 import click
 
-from peerbench.cli.common import (INCOMPLETE_EXIT_CODE, cli, console, data_dir_option, friendly_errors,
-                                  include_path_option, json_option, parse_backend_args, resamples_option, seed_option)
+from peerbench.cli.common import (
+    INCOMPLETE_EXIT_CODE,
+    cli,
+    console,
+    data_dir_option,
+    friendly_errors,
+    include_path_option,
+    json_option,
+    parse_backend_args,
+    resamples_option,
+    seed_option,
+)
 
 
 @cli.command()
@@ -49,6 +59,8 @@ from peerbench.cli.common import (INCOMPLETE_EXIT_CODE, cli, console, data_dir_o
 @click.option("--probe-text", type=click.Path(), default=None, help="A file with your own injected instruction.")
 @click.option("--store-prompts", is_flag=True, help="Keep each paper's prompt messages in samples.jsonl.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--redo-changed", is_flag=True,
+              help="Request again the papers whose content changed since the run directory answered them.")
 @click.option("--retry-failed", is_flag=True,
               help="Kept for old scripts: every rerun already requests again the papers whose request failed.")
 @resamples_option()
@@ -59,7 +71,7 @@ from peerbench.cli.common import (INCOMPLETE_EXIT_CODE, cli, console, data_dir_o
 def run(task, backend, model, backend_args, lora, base_url, api_key_env, project, location, thinking_budget,
         include_path, out, limit, ids, splits, data_dir,
         concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, probes, probe_positions,
-        probe_text, store_prompts, no_cache, retry_failed,
+        probe_text, store_prompts, no_cache, redo_changed, retry_failed,
         resamples, seed, quiet, as_json) -> None:
     """Run a reviewer (backend + model) on a task and score it."""
     from peerbench.pipeline.execute import execute, plan_run
@@ -74,7 +86,7 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
                        split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                        generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
                        samples=samples_per_paper, store_prompts=store_prompts)
-    execute_kwargs = dict(concurrency=concurrency, use_cache=not no_cache)
+    execute_kwargs = dict(concurrency=concurrency, use_cache=not no_cache, redo_changed=redo_changed)
     if probes:
         from peerbench.pipeline.probes import POSITIONS, run_probes
         from peerbench.reporting.tables import render_probes
@@ -88,6 +100,10 @@ def run(task, backend, model, backend_args, lora, base_url, api_key_env, project
         else:
             console().print(render_probes(report))
             click.echo(f"probe directory: {report['probe_dir']}")
+        if report["incomplete_arms"]:
+            click.echo(f"INCOMPLETE: arms {', '.join(report['incomplete_arms'])} have failed or unrequested papers "
+                       "(left out of the comparison); rerun the same command to finish them", err=True)
+            sys.exit(INCOMPLETE_EXIT_CODE)
         return
     result = execute(plan_run(task, backend, model, **plan_kwargs), progress=not quiet, resamples=resamples,
                      seed=seed, **execute_kwargs)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from peerbench.errors import DataError
-from peerbench.backends.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
+from peerbench.pipeline.retry import RETRY_STATUS, backoff_delay, retry_after_seconds
 
 Validator = Callable[[str, bytes], None]
 

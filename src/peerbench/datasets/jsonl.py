@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from peerbench.datasets import Dataset, select_ids
+from peerbench.datasets import MAX_FILE_BYTES, Dataset, select_ids
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper, Section
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = MAX_FILE_BYTES
+SUFFIXES = (".jsonl", ".ndjson", ".jsonlines")
 
 
 class SectionRecord(BaseModel):
@@ -131,6 +132,34 @@ class JsonlDataset(Dataset):
             seen.add(paper.key)
             papers.append(paper)
         return select_ids(papers, args.ids, str(path))
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """A file named *.jsonl (or .ndjson), or any file whose first non-blank byte opens a JSON object."""
+        if not path.is_file():
+            return False
+        if path.suffix.lower() in SUFFIXES:
+            return True
+        with path.open("rb") as handle:
+            return handle.read(4096).lstrip()[:1] == b"{"
+
+    def validate(self, path: Path) -> tuple[int, list[str]]:
+        """Every problem of every line (not just the first, as ``load`` stops at), and repeated ids."""
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        problems, checked, seen = [], 0, {}
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            checked += 1
+            record, found = record_problems(line, f"{path}:{number}")
+            problems.extend(found)
+            if record is not None:
+                key = (record.venue, record.split, str(record.id))
+                if key in seen:
+                    problems.append(f"{path}:{number}: field 'id': {record.id!r} repeats line {seen[key]}")
+                seen.setdefault(key, number)
+        return checked, problems
 
 
 @hookimpl

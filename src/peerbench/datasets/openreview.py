@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerbench.datasets import Dataset, select_ids
+from peerbench.datasets import Dataset, InfoRow, folder_bytes, select_ids
 from peerbench.errors import DataError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper
@@ -30,7 +30,6 @@ from peerbench.records import Paper
 DEFAULT_BASE_URL = "https://api.openreview.net"
 VENUE_RE = re.compile(r"^[A-Za-z0-9.\-]+/\d{4}/Conference$")
 RATING_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)")
-EXCLUDED_WORDS = ("withdraw", "desk reject", "desk_reject")
 
 
 class OpenReviewArgs(BaseModel):
@@ -229,6 +228,98 @@ class OpenReview(Dataset):
             counts["papers"] = len(kept) - counts["no pdf"]
             self.counts[venue] = counts
         return select_ids(papers, args.ids, f"the usable papers of {', '.join(args.venues)}")
+
+    def describe_pull(self, pulled: list[Paper]) -> list[str]:
+        """What each venue's submissions became: the papers kept and why the others were left out."""
+        lines = [f"{venue}: {c['papers']} papers with a decision of {c['submissions']} submissions "
+                 f"({c['withdrawn']} withdrawn, {c['desk rejected']} desk rejected, {c['no decision']} without a "
+                 f"decision, {c['no pdf']} without a PDF left out)" for venue, c in self.counts.items()]
+        return [*lines, f"{len(pulled)} papers cached in {self.root}"]
+
+    def info(self) -> list[InfoRow]:
+        """One row per cached venue: its listed submissions and downloaded PDFs."""
+        rows = []
+        for folder in _venue_folders(self.root):
+            pages = sorted((folder / "pages").glob("offset-*.json"))
+            pdfs = sorted((folder / "pdfs").glob("*.pdf"))
+            missing = len(list((folder / "pdfs").glob("*.missing")))
+            notes = sum(len(_page_notes(page) or []) for page in pages)
+            rows.append(InfoRow(folder.name.replace("_", "/"), str(folder),
+                                f"{notes} submissions, {len(pdfs)} PDFs, {missing} without a PDF",
+                                folder_bytes([*pages, *pdfs])))
+        return rows
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """peerbench's OpenReview cache, or one venue's folder of it (pages/offset-*.json)."""
+        return path.is_dir() and bool(_venue_folders(path))
+
+    def validate(self, path: Path) -> tuple[int, list[str]]:
+        """Every cached page of submissions and every cached PDF, as :meth:`load` would read them."""
+        folders = _venue_folders(path)
+        if not folders:
+            return 0, [f"{path}: no <venue>/pages/offset-*.json files; is this peerbench's OpenReview cache?"]
+        checked, problems = 0, []
+        for folder in folders:
+            count, found = _venue_problems(folder)
+            checked += count
+            problems.extend(found)
+        return checked, problems
+
+
+def _venue_folders(path: Path) -> list[Path]:
+    """The venue folders (each with pages/) at ``path``: the folder itself or those right under it."""
+    if (path / "pages").is_dir():
+        return [path]
+    return sorted({page.parent.parent for page in path.glob("*/pages/offset-*.json")})
+
+
+def _page_notes(page: Path) -> list[Any] | None:
+    """The notes of one cached page, or None when it is not a JSON list."""
+    try:
+        notes = json.loads(page.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return notes if isinstance(notes, list) else None
+
+
+def _note_problem(note: Any, page: Path, index: int) -> str | None:
+    """The first problem of one cached submission note that :meth:`OpenReview.load` would trip over."""
+    if not isinstance(note, dict) or not isinstance(note.get("id"), str) or not note["id"]:
+        return f"{page}: field '{index}.id': missing or not a string"
+    if not isinstance(note.get("content"), dict):
+        return f"{page}: field '{index}.content': missing or not an object"
+    if not str(_content_value(note["content"].get("title")) or "").strip():
+        return f"{page}: field '{index}.content.title': missing or empty"
+    return None
+
+
+def _venue_problems(folder: Path) -> tuple[int, list[str]]:
+    """(submissions checked, problems) of one venue folder: its name, its pages, its PDFs."""
+    problems = []
+    if not VENUE_RE.match(folder.name.replace("_", "/")):
+        problems.append(f"{folder}: the folder name is no OpenReview venue id (like ICLR.cc_2020_Conference)")
+    ids: set[str] = set()
+    checked = 0
+    for page in sorted((folder / "pages").glob("offset-*.json")):
+        notes = _page_notes(page)
+        if notes is None:
+            problems.append(f"{page}: not a JSON list of submissions")
+            continue
+        for index, note in enumerate(notes):
+            checked += 1
+            problem = _note_problem(note, page, index)
+            if problem:
+                problems.append(problem)
+            if isinstance(note, dict) and isinstance(note.get("id"), str):
+                ids.add(note["id"])
+    for pdf in sorted((folder / "pdfs").glob("*.pdf")):
+        with pdf.open("rb") as handle:
+            if handle.read(4) != b"%PDF":
+                problems.append(f"{pdf}: not a PDF (it does not start with %PDF)")
+        if pdf.stem not in ids:
+            problems.append(f"{pdf}: no submission with this id in {folder / 'pages'}")
+    return checked, problems
 
 
 @hookimpl

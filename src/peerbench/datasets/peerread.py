@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerbench.datasets import Dataset
+from peerbench.datasets import MAX_FILE_BYTES, Dataset, InfoRow, folder_bytes
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper, Section
@@ -54,8 +54,9 @@ def manifest() -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(e["venue"], e["split"], e["id"]): e for e in entries}
 
 
-def validate_file(rel: str, content: bytes) -> None:
-    """A fetched file counts only if it parses and has the keys the loader needs."""
+def validate_file(rel: str, content: bytes) -> dict[str, Any]:
+    """A fetched file counts only if it parses and has the keys the loader needs; returns it parsed,
+    so that loading parses each file once."""
     try:
         data = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -72,6 +73,7 @@ def validate_file(rel: str, content: bytes) -> None:
             raise DataError(f"{rel}: field 'reviews' missing or not a list")
         if "title" not in data:
             raise DataError(f"{rel}: field 'title' missing")
+    return data
 
 
 def _score(value: Any, rel: str, index: int) -> float:
@@ -270,10 +272,75 @@ class PeerRead(Dataset):
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
         try:
-            validate_file(rel, content)
+            return validate_file(rel, content)
         except DataError as exc:
             raise DataError(f"{self.root}/{exc}") from None
-        return json.loads(content)
+
+    def describe_pull(self, pulled: int) -> list[str]:
+        """``pull`` returns how many files it fetched (0 when everything was cached or a copy was given)."""
+        return [f"{pulled} files fetched; PeerRead files are in {self.root}"]
+
+    def info(self) -> list[InfoRow]:
+        """One row per venue and split, present or not, so a missing split shows as 0."""
+        rows = []
+        for venue in VENUES:
+            for split in SPLITS:
+                folder = self.root / venue / split
+                reviews = list((folder / "reviews").glob("*.json"))
+                parsed = list((folder / "parsed_pdfs").glob("*.pdf.json"))
+                rows.append(InfoRow(f"{venue}/{split}", str(folder),
+                                    f"{len(reviews)} review files, {len(parsed)} parsed PDFs",
+                                    folder_bytes([*reviews, *parsed])))
+        return rows
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """A folder laid out like PeerRead's data/: <venue>/<split>/reviews or parsed_pdfs."""
+        return path.is_dir() and any(p.is_dir() for pattern in ("*/*/reviews", "*/*/parsed_pdfs")
+                                     for p in path.glob(pattern))
+
+    def validate(self, path: Path) -> tuple[int, list[str]]:
+        """Every review file with its parsed PDF, checked as :meth:`load` would, plus orphan PDFs."""
+        reviews_files = sorted(path.glob("*/*/reviews/*.json"))
+        if not reviews_files:
+            return 0, [f"{path}: no <venue>/<split>/reviews/*.json files; is this PeerRead's data/ folder?"]
+        problems = [problem for reviews_path in reviews_files for problem in _paper_problems(path, reviews_path)]
+        for parsed_path in sorted(path.glob("*/*/parsed_pdfs/*.pdf.json")):
+            if not (parsed_path.parent.parent / "reviews" / parsed_path.name.replace(".pdf.json", ".json")).is_file():
+                problems.append(f"{parsed_path}: no matching reviews file")
+        return len(reviews_files), problems
+
+
+def _read_checked(root: Path, path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the parsed file, None) or (None, the one-line problem with it)."""
+    if not path.is_file():
+        return None, f"{path}: missing (every review file needs its parsed_pdfs file)"
+    data = path.read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        return None, f"{path}: {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit"
+    try:
+        return validate_file(str(path.relative_to(root)), data), None
+    except DataError as exc:
+        return None, f"{root}/{exc}"
+
+
+def _paper_problems(root: Path, reviews_path: Path) -> list[str]:
+    """The problems of one paper of a PeerRead-style folder: its two files, the manifest, the body."""
+    venue, split, paper_id = reviews_path.parts[-4], reviews_path.parts[-3], reviews_path.stem
+    parsed_path = reviews_path.parent.parent / "parsed_pdfs" / f"{paper_id}.pdf.json"
+    reviews, problem_r = _read_checked(root, reviews_path)
+    parsed, problem_p = _read_checked(root, parsed_path)
+    problems = [p for p in (problem_r, problem_p) if p]
+    if reviews is None or parsed is None:
+        return problems
+    try:
+        paper = paper_from_files(venue, split, paper_id, reviews, parsed)
+        check_against_manifest(paper)
+    except DataError as exc:
+        return [f"{root}/{exc}" if not str(exc).startswith("/") else str(exc)]
+    if not any(s.text.strip() for s in paper.sections):
+        return [f"{parsed_path}: field 'metadata.sections': the paper has no body text"]
+    return []
 
 
 def _id_order(paper_id: str) -> tuple[int, str]:

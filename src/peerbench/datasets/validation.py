@@ -1,82 +1,45 @@
-"""`peerbench validate-data`: every problem in a dataset, each with its file and field, before a
-run trips over the first one. Knows PeerRead-style folders and the JSONL dataset format."""
+"""`peerbench validate-data`: every problem in a dataset's files, each with its file and field,
+before a run trips over the first one. Names no dataset: each registered dataset says whether it
+:meth:`~peerbench.datasets.Dataset.claims` a path, and the one that does validates it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from peerbench.datasets.jsonl import MAX_BODY_BYTES as MAX_FILE_BYTES
-from peerbench.errors import ConfigError, DataError
+from peerbench.datasets import Dataset
+from peerbench.errors import ConfigError
 
 
-def validate_jsonl(path: Path) -> tuple[int, list[str]]:
-    from peerbench.datasets.jsonl import record_problems
+def dataset_for(path: Path, name: str | None = None) -> tuple[str, Dataset]:
+    """(name, dataset): the one named (``--dataset``), else the one registered dataset that claims ``path``.
 
-    problems, checked, seen = [], 0, {}
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
-        if not line.strip():
-            continue
-        checked += 1
-        record, found = record_problems(line, f"{path}:{number}")
-        problems.extend(found)
-        if record is not None:
-            key = (record.venue, record.split, str(record.id))
-            if key in seen:
-                problems.append(f"{path}:{number}: field 'id': {record.id!r} repeats line {seen[key]}")
-            seen.setdefault(key, number)
-    return checked, problems
+    One class registered under two names (a plugin re-registering a built-in) claims once.
+    """
+    from peerbench.registry import registries
 
-
-def validate_peerread(root: Path) -> tuple[int, list[str]]:
-    """A folder laid out like PeerRead's data/: <venue>/<split>/reviews/<id>.json + parsed_pdfs/<id>.pdf.json."""
-    from peerbench.datasets.peerread import check_against_manifest, paper_from_files, validate_file
-
-    problems, checked = [], 0
-    reviews_files = sorted(root.glob("*/*/reviews/*.json"))
-    if not reviews_files:
-        return 0, [f"{root}: no <venue>/<split>/reviews/*.json files; is this PeerRead's data/ folder?"]
-    for reviews_path in reviews_files:
-        checked += 1
-        venue, split = reviews_path.parts[-4], reviews_path.parts[-3]
-        paper_id = reviews_path.stem
-        parsed_path = reviews_path.parent.parent / "parsed_pdfs" / f"{paper_id}.pdf.json"
-        contents = {}
-        for path in (reviews_path, parsed_path):
-            rel = str(path.relative_to(root))
-            if not path.is_file():
-                problems.append(f"{path}: missing (every review file needs its parsed_pdfs file)")
-                continue
-            data = path.read_bytes()
-            if len(data) > MAX_FILE_BYTES:
-                problems.append(f"{path}: {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
-                continue
-            try:
-                validate_file(rel, data)
-            except DataError as exc:
-                problems.append(f"{root}/{exc}")
-                continue
-            contents[path] = json.loads(data)
-        if len(contents) < 2:
-            continue
-        try:
-            paper = paper_from_files(venue, split, paper_id, contents[reviews_path], contents[parsed_path])
-            check_against_manifest(paper)
-        except DataError as exc:
-            problems.append(f"{root}/{exc}" if not str(exc).startswith("/") else str(exc))
-            continue
-        if not any(s.text.strip() for s in paper.sections):
-            problems.append(f"{parsed_path}: field 'metadata.sections': the paper has no body text")
-    for parsed_path in sorted(root.glob("*/*/parsed_pdfs/*.pdf.json")):
-        if not (parsed_path.parent.parent / "reviews" / parsed_path.name.replace(".pdf.json", ".json")).is_file():
-            problems.append(f"{parsed_path}: no matching reviews file")
-    return checked, problems
+    registry = registries().datasets
+    if name is not None:
+        return name, registry.get(name).value()
+    claimants: dict[type, tuple[str, Dataset]] = {}
+    for entry in registry.entries():
+        dataset = entry.value()
+        if type(dataset) not in claimants and dataset.claims(path):
+            claimants[type(dataset)] = (entry.name, dataset)
+    kind = "folder" if path.is_dir() else "file"
+    if not claimants:
+        asked = ", ".join(registry.names())
+        raise ConfigError(f"{path}: no dataset recognises this {kind} (asked: {asked}); name one with --dataset")
+    if len(claimants) > 1:
+        both = " and ".join(repr(n) for n, _ in claimants.values())
+        raise ConfigError(f"{path}: this {kind} looks like {both}; name one with --dataset")
+    return next(iter(claimants.values()))
 
 
-def validate_path(path: str | Path) -> tuple[int, list[str]]:
+def validate_path(path: str | Path, dataset: str | None = None) -> tuple[str, int, list[str]]:
+    """(the name of the dataset that checked it, papers checked, every problem) for the files at ``path``."""
     path = Path(path)
-    if path.is_dir():
-        return validate_peerread(path)
-    if path.is_file():
-        return validate_jsonl(path)
-    raise ConfigError(f"{path}: no such file or folder")
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or folder")
+    name, chosen = dataset_for(path, dataset)
+    checked, problems = chosen.validate(path)
+    return name, checked, problems

@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError, DataError
+from peerbench.records import Decision, Sample
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 
 AGGREGATED = ("f1", "accuracy", "balanced_accuracy", "pred_accept_rate", "parse_failure_rate")
 # What an imported run needs from the task's side of a peerbench config.json (scoring, report, compare).
@@ -26,21 +27,23 @@ TASK_CONFIG_KEYS = ("peerbench_version", "task", "task_version", "task_fingerpri
 
 
 def _gold_label(value: bool | None) -> str:
-    return "" if value is None else ("ACCEPT" if value else "REJECT")
+    return "" if value is None else Decision.of(value).value
 
 
 def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None = None,
                 include_paths: tuple = (), max_model_len: int | None = None, limit: int | None = None,
                 name: str | None = None) -> Path:
     from peerbench.labels import get_label_rule
-    from peerbench.prompts import render
+    from peerbench.pipeline.execute import check_gold
     from peerbench.pipeline.plan import plan_run
     from peerbench.pipeline.store import stable_hash
+    from peerbench.prompts import render
 
     plan = plan_run(task_name, "baseline", "always-accept", include_paths=include_paths, data_dir=data_dir,
                     max_model_len=max_model_len, limit=limit)
     task = plan.task
     papers = plan.dataset.load(plan.dataset_args, progress=True)[:limit]
+    check_gold(task, papers)  # as `peerbench run` does: never a document without its gold label
     rules = {rule: get_label_rule(rule) for rule in task.label_rules()}
     template, generation = task.prompt_template(), task.generation_config()
     folder = Path(out)
@@ -69,7 +72,8 @@ def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None 
                                   "temperature": generation.temperature, "top_p": generation.top_p,
                                   "do_sample": generation.temperature > 0},
             "metadata": {"version": task.version, "peerbench_task": task.task,
-                         "peerbench_task_fingerprint": task.fingerprint(), "peerbench_config": {k: plan.config[k] for k in TASK_CONFIG_KEYS}}}
+                         "peerbench_task_fingerprint": task.fingerprint(),
+                         "peerbench_config": {k: plan.config[k] for k in TASK_CONFIG_KEYS}}}
     text = yaml.safe_dump(spec, sort_keys=False, width=1000)
     text += "process_results: !function utils.process_results\nmetric_list:\n" + metrics + "\n"
     (folder / f"{lm_name}.yaml").write_text(text)
@@ -81,60 +85,24 @@ def _newest(folder: Path, pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
-def import_results(results_dir: str | Path, out: str | Path, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """An lm-eval output folder (run with --log_samples) -> a scored peerbench run directory."""
-    from peerbench.parsing import parse_decision
-    from peerbench.registry import registries
-    from peerbench.reporting.scoring import score_run
-    from peerbench.pipeline.store import RunDir
-
+def import_results(results_dir: str | Path, out: str | Path, *, resamples: int = DEFAULT_RESAMPLES,
+                   seed: int = 0) -> dict[str, Any]:
+    """An lm-eval output folder (run with --log_samples) -> a scored peerbench run directory per task."""
     folder = Path(results_dir)
     results_file = _newest(folder, "results_*.json")
     if results_file is None:
         raise DataError(f"{folder}: no lm-eval results_*.json here (run lm_eval with --output_path)")
     results = json.loads(results_file.read_text())
-    stamp = results_file.stem.removeprefix("results_")
+    configs = results.get("configs") or {}
     imported = []
-    for task_name, task_config in (results.get("configs") or {}).items():
-        meta = (task_config.get("metadata") or {})
-        if "peerbench_config" not in meta:
+    for task_name, task_config in configs.items():
+        if "peerbench_config" not in (task_config.get("metadata") or {}):
             continue
-        samples_file = _newest(results_file.parent, f"samples_{task_name}_{stamp}.jsonl") or \
-            _newest(results_file.parent, f"samples_{task_name}_*.jsonl")
-        if samples_file is None:
-            raise DataError(f"{results_file.parent}: no samples_{task_name}_*.jsonl; rerun lm_eval with --log_samples")
-        config = dict(meta["peerbench_config"])
-        model_args = (results.get("config") or {}).get("model_args")
-        from peerbench.pipeline.store import stable_hash
-
-        config.update(backend="lm-eval", model=str((results.get("config") or {}).get("model") or "lm-eval"),
-                      options={"model_args": model_args if isinstance(model_args, str) else json.dumps(model_args)},
-                      imported_from=str(results_file.resolve()))
-        config["run_identity"] = stable_hash(config)[:10]
-        samples = []
-        for line in samples_file.read_text().splitlines():
-            row = json.loads(line)
-            doc = row["doc"]
-            responses = row.get("filtered_resps") or row.get("resps") or [""]
-            text = responses[0][0] if isinstance(responses[0], list) else responses[0]
-            samples.append({"id": doc["id"], "paper_id": doc["paper_id"], "venue": doc["venue"], "split": doc["split"],
-                            "title": doc["title"], "gold": doc["gold"], "accepted": doc.get("accepted"),
-                            "mean_recommendation": doc.get("mean_recommendation"), "prompt_hash": doc["prompt_hash"],
-                            "truncation": doc["truncation"], "completion": text,
-                            "decision": parse_decision(text, config.get("choices", {}).get("parser", "reference")).value, "p_accept": None, "error": None,
-                            "finish_reason": None, "prompt_tokens": None, "completion_tokens": None,
-                            "latency_s": None, "cached": False})
-        target = Path(out) if len((results.get("configs") or {})) == 1 else Path(out) / task_name
-        with RunDir(target) as run_dir:
-            if run_dir.read_samples():
-                raise ConfigError(f"{target}: already holds samples; import into a new folder")
-            run_dir.claim(config)
-            for sample in samples:
-                run_dir.append(sample)
-            regs = registries()
-            metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-            metrics = score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
-            run_dir.write_metrics(metrics)
+        config = _imported_config(results, results_file, task_config["metadata"]["peerbench_config"])
+        samples = [_sample_of(json.loads(line), config) for line in
+                   _samples_file(results_file, task_name).read_text().splitlines()]
+        target = Path(out) if len(configs) == 1 else Path(out) / task_name
+        metrics = _write_run(target, config, samples, resamples=resamples, seed=seed)
         imported.append({"task": task_name, "run_dir": str(target), "samples": len(samples),
                          "lm_eval_metrics": {k.split(",")[0]: v for k, v in results["results"][task_name].items()
                                              if k.split(",")[0] in AGGREGATED and not k.startswith("alias")},
@@ -142,3 +110,56 @@ def import_results(results_dir: str | Path, out: str | Path, *, resamples: int =
     if not imported:
         raise DataError(f"{results_file}: no task exported by peerbench in these results")
     return {"imported": imported}
+
+
+def _samples_file(results_file: Path, task_name: str) -> Path:
+    stamp = results_file.stem.removeprefix("results_")
+    found = _newest(results_file.parent, f"samples_{task_name}_{stamp}.jsonl") or \
+        _newest(results_file.parent, f"samples_{task_name}_*.jsonl")
+    if found is None:
+        raise DataError(f"{results_file.parent}: no samples_{task_name}_*.jsonl; rerun lm_eval with --log_samples")
+    return found
+
+
+def _imported_config(results: dict[str, Any], results_file: Path, exported: dict[str, Any]) -> dict[str, Any]:
+    """The exported task's config, with lm-eval as the backend and its own identity."""
+    from peerbench.pipeline.store import stable_hash
+
+    config = dict(exported)
+    run_config = results.get("config") or {}
+    model_args = run_config.get("model_args")
+    config.update(backend="lm-eval", model=str(run_config.get("model") or "lm-eval"),
+                  options={"model_args": model_args if isinstance(model_args, str) else json.dumps(model_args)},
+                  imported_from=str(results_file.resolve()))
+    config["run_identity"] = stable_hash(config)[:10]
+    return config
+
+
+def _sample_of(row: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """One logged lm-eval sample as a peerbench sample, parsed by the task's own parser."""
+    from peerbench.parsing import parse_decision
+
+    doc = row["doc"]
+    responses = row.get("filtered_resps") or row.get("resps") or [""]
+    text = responses[0][0] if isinstance(responses[0], list) else responses[0]
+    parser = (config.get("choices") or {}).get("parser", "reference")
+    return Sample(id=doc["id"], paper_id=doc["paper_id"], venue=doc["venue"], split=doc["split"], title=doc["title"],
+                  gold=doc["gold"], accepted=doc.get("accepted"), mean_recommendation=doc.get("mean_recommendation"),
+                  prompt_hash=doc["prompt_hash"], truncation=doc["truncation"], completion=text,
+                  decision=parse_decision(text, parser).value).to_json()
+
+
+def _write_run(target: Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
+               seed: int) -> dict[str, Any]:
+    from peerbench.pipeline.store import RunDir
+    from peerbench.reporting.scoring import score_stored
+
+    with RunDir(target) as run_dir:
+        if run_dir.read_samples():
+            raise ConfigError(f"{target}: already holds samples; import into a new folder")
+        run_dir.claim(config)
+        for sample in samples:
+            run_dir.append(sample)
+        metrics = score_stored(target, config, samples, resamples=resamples, seed=seed)
+        run_dir.write_metrics(metrics)
+    return metrics

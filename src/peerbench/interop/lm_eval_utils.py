@@ -11,8 +11,9 @@ or as a rejection ("reject"), as the task says, and never as a predicted accept.
 import re
 
 REFERENCE_RE = re.compile(r"I recommend this paper for (ACCEPTANCE|REJECTION)\.?")
-LENIENT_RE = re.compile(r"I\s+recommend\s+this\s+paper\s+for\s+(ACCEPT(?:ANCE)?|REJECT(?:ION)?)\b\.?", re.IGNORECASE)
-EMPHASIS_RE = re.compile(r"[*_`]+")
+GAP = r"[\s*_`]+"
+LENIENT_RE = re.compile(rf"I{GAP}recommend{GAP}this{GAP}paper{GAP}for{GAP}(ACCEPT(?:ANCE)?|REJECT(?:ION)?)\b\.?",
+                        re.IGNORECASE)
 HEADING_RE = re.compile(r"^[ \t]*#", re.MULTILINE)
 PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n")
 
@@ -29,8 +30,6 @@ def parse_decision(text, parser="reference"):
     """ACCEPT, REJECT, AMBIGUOUS or UNPARSED, by peerbench's rules for the named parser."""
     if not text:
         return "UNPARSED"
-    if parser == "lenient":
-        text = EMPHASIS_RE.sub("", text)
     matches = list((LENIENT_RE if parser == "lenient" else REFERENCE_RE).finditer(text))
     if not matches:
         return "UNPARSED"

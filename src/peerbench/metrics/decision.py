@@ -83,24 +83,34 @@ def _average_precision(inputs: ScoreInputs) -> float | None:
 ECE_BINS = 10
 
 
-def expected_calibration_error(y_true, p_accept, bins: int = ECE_BINS) -> float:
-    """Sum over equal-width bins of (share of papers in bin) x |gold accept rate - mean P(accept)|.
+def calibration_bin(p_accept, bins: int = ECE_BINS):
+    """The bin of each P(accept): [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0].
 
-    Bins are [0, 0.1), ..., [0.9, 1.0]; scikit-learn's calibration_curve uses the same edges but
-    drops the bin weights, which ECE needs, so the weighting is done here.
-    """
+    A value on an edge goes to the bin it opens (0.3 to [0.3, 0.4)), also where floating point
+    puts 0.3 * 10 at 2.9999999999999996; ECE and the reliability diagram both bin with this, so a
+    paper is in the same bin in both."""
+    import numpy as np
+
+    scaled = np.round(np.asarray(p_accept, dtype=float) * bins, 9)
+    return np.clip(np.floor(scaled).astype(int), 0, bins - 1)
+
+
+def reliability_bins(y_true, p_accept, bins: int = ECE_BINS) -> list[tuple[int, int, float, float]]:
+    """(bin, papers, mean P(accept), gold accept rate) for each non-empty bin."""
     import numpy as np
 
     y, p = np.asarray(y_true, dtype=float), np.asarray(p_accept, dtype=float)
-    if len(y) == 0:
+    which = calibration_bin(p, bins)
+    return [(b, int((which == b).sum()), float(p[which == b].mean()), float(y[which == b].mean()))
+            for b in range(bins) if (which == b).any()]
+
+
+def expected_calibration_error(y_true, p_accept, bins: int = ECE_BINS) -> float:
+    """Sum over equal-width bins of (share of papers in bin) x |gold accept rate - mean P(accept)|."""
+    n = len(y_true)
+    if n == 0:
         return float("nan")
-    which = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.mean() * abs(y[members].mean() - p[members].mean())
-    return float(total)
+    return float(sum(count / n * abs(gold - mean) for _, count, mean, gold in reliability_bins(y_true, p_accept, bins)))
 
 
 def _ece(inputs: ScoreInputs) -> float | None:
@@ -112,7 +122,7 @@ def _ece_resamples(inputs: ScoreInputs, index):
     import numpy as np
 
     y, p = inputs.y_true[index].astype(float), inputs.p_accept[index]
-    which = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
+    which = calibration_bin(p)
     n = y.shape[1]
     total = np.zeros(len(index))
     for b in range(ECE_BINS):

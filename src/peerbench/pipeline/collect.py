@@ -1,8 +1,9 @@
 """Stage 5, collect; and ``--samples k``: k generations per paper, P(accept) = their share of ACCEPTANCE.
 
 For a model whose server gives no logprobs (hosted reasoning models), repeated sampling at the
-task's temperature is the only probability there is. The stored review is one whose decision is
-the majority's, so that the text and the decision of a sample always agree.
+task's temperature is the only probability there is. The decision scored is the first
+generation's, a single sample as the reference's card reports it (a majority vote of k would be
+another metric); the majority is kept beside it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from peerbench.records import Completion, Decision, Sample
 
 
 def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT_PARSER) -> Completion:
-    """k completions of one paper -> one: majority decision, P(accept) = accept share of the parsed ones.
+    """k completions of one paper -> one: the first answered generation's review and decision, and
+    P(accept) = the share of answered generations that say ACCEPTANCE.
 
-    Failed generations are left out (and counted); unparsed and ambiguous ones count in no direction. With no
-    parsed decision there is no probability. A tie goes to the earliest generation's decision.
+    Failed generations are left out (and counted). An unparsed or ambiguous generation is an answer
+    that did not accept: it stays in the denominator, so a model that often gives no decision does
+    not look surer than it is.
     """
     ok = [c for c in completions if not c.error]
     failed = len(completions) - len(ok)
@@ -27,16 +30,15 @@ def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT
         return Completion(error=f"all {len(completions)} generations failed; first: {first.error}",
                           extra={"samples": len(completions), "failed": failed})
     decisions = [parse_decision(c.text, parser) for c in ok]
-    parsed = [d for d in decisions if d in (Decision.ACCEPT, Decision.REJECT)]
-    share = sum(d is Decision.ACCEPT for d in parsed) / len(parsed) if parsed else None
-    if share is None:
-        chosen = ok[0]
-    else:
-        majority = Decision.ACCEPT if share > 0.5 else Decision.REJECT if share < 0.5 else parsed[0]
-        chosen = ok[decisions.index(majority)]
+    share = sum(d is Decision.ACCEPT for d in decisions) / len(decisions)
+    decided = [d for d in decisions if d.decided]
+    accepts = sum(d is Decision.ACCEPT for d in decided)
+    majority = (None if not decided or accepts * 2 == len(decided)
+                else Decision.ACCEPT if accepts * 2 > len(decided) else Decision.REJECT)
+    chosen = ok[0]
     logprob_ps = [c.p_accept for c in ok if c.p_accept is not None]
     extra = {"samples": len(completions), "failed": failed, "decisions": [d.value for d in decisions],
-             "completions": [c.text for c in ok]}
+             "majority": majority.value if majority else None, "completions": [c.text for c in ok]}
     if logprob_ps:
         extra["mean_logprob_p_accept"] = sum(logprob_ps) / len(logprob_ps)
     return Completion(text=chosen.text, p_accept=share, finish_reason=chosen.finish_reason,

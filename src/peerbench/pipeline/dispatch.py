@@ -1,18 +1,47 @@
-"""Stage 4, dispatch: send what the cache could not serve, in the backend's batches, with at most
-``concurrency`` batches in flight, handing each completion on the moment it lands."""
+"""Stage 4, dispatch: send what the cache could not serve, handing each completion on the moment it
+lands. The harness, not the backend, owns the two policies every backend needs:
+
+- **concurrency**: one semaphore per connection key (``backend.connection_key()``, a server's URL
+  for HTTP backends), shared by every run in this process that sends on the same event loop, so
+  two runs against one server share its bound instead of doubling it;
+- **retries**: a backend with a ``retry_policy()`` gets each request alone, and the one retry
+  driver (:mod:`peerbench.pipeline.retry`) retries what its ``classify_error`` calls transient.
+  Backends without one (in-process models, baselines, replay) get whole batches, once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from peerbench.errors import BackendError
 from peerbench.pipeline.prepare import Item
-from peerbench.records import Completion
+from peerbench.pipeline.retry import RetryPolicy, complete_with_retries
+from peerbench.records import ChatRequest, Completion
 
 OnResult = Callable[[Item, Completion, float, bool], None]  # (item, completion, latency, cached)
+
+# (event loop, connection key) -> semaphore. An asyncio.Semaphore belongs to one loop, hence the
+# loop in the key; held weakly, so a finished loop's semaphores go with it.
+_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = \
+    weakref.WeakKeyDictionary()
+_SEMAPHORES_LOCK = threading.Lock()  # a local sweep runs one event loop per thread
+
+
+def connection_semaphore(key: str, size: int) -> asyncio.Semaphore:
+    """The running loop's semaphore for ``key``. The first run to open a key sizes it; later runs
+    on the same key and loop share that bound (a second run against one server adds no slots).
+    Runs in other event loops (other threads, e.g. a local sweep's) have bounds of their own."""
+    loop = asyncio.get_running_loop()
+    with _SEMAPHORES_LOCK:
+        per_loop = _SEMAPHORES.setdefault(loop, {})
+        if key not in per_loop:
+            per_loop[key] = asyncio.Semaphore(max(1, size))
+        return per_loop[key]
 
 
 def split_cached(items: Sequence[Item], cache: Any, on_result: OnResult) -> list[Item]:
@@ -27,24 +56,76 @@ def split_cached(items: Sequence[Item], cache: Any, on_result: OnResult) -> list
     return pending
 
 
-async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | None, on_result: OnResult) -> None:
-    """Every pending item through ``backend.generate``; the first exception cancels what is in flight."""
-    semaphore = asyncio.Semaphore(max(1, concurrency or backend.max_concurrency))
+async def send_batch(backend: Any, requests: Sequence[ChatRequest], semaphore: asyncio.Semaphore,
+                     started: list[float] | None = None) -> list[Completion]:
+    """One ``generate`` call holding one slot of the connection's bound (the time the slot was
+    taken is appended to ``started``, for latencies); a wrong count is the backend's bug."""
+    async with semaphore:
+        if started is not None:
+            started.append(time.perf_counter())
+        completions = await backend.generate(list(requests))
+    if len(completions) != len(requests):
+        raise BackendError(f"backend {backend.name!r} returned {len(completions)} completions "
+                           f"for {len(requests)} requests")
+    return completions
+
+
+async def send_retried(backend: Any, request: ChatRequest, semaphore: asyncio.Semaphore,
+                       policy: RetryPolicy) -> tuple[Completion, float]:
+    """One request through the retry driver: (completion, seconds from the first attempt to the end).
+    Each attempt takes a slot and gives it back, so a request waiting out a backoff blocks no other."""
+    started: list[float] = []
+
+    async def attempt() -> Completion:
+        return (await send_batch(backend, [request], semaphore, started))[0]
+
+    completion = await complete_with_retries(attempt, backend.classify_error, max_retries=policy.max_retries,
+                                             backoff=policy.backoff)
+    return completion, time.perf_counter() - started[0]
+
+
+async def generate_all(backend: Any, requests: Sequence[ChatRequest],
+                       concurrency: int | None = None) -> list[Completion]:
+    """Completions for ``requests`` in order, with the harness's retries and bound (``generate_sync``)."""
+    semaphore = connection_semaphore(backend.connection_key(), concurrency or backend.max_concurrency)
+    policy = backend.retry_policy()
+    if policy is not None:
+        done = await asyncio.gather(*(send_retried(backend, r, semaphore, policy) for r in requests))
+        return [completion for completion, _ in done]
     size = max(1, backend.batch_size)
-    batches = [items[i:i + size] for i in range(0, len(items), size)]
+    batches = await asyncio.gather(*(send_batch(backend, requests[i:i + size], semaphore)
+                                     for i in range(0, len(requests), size)))
+    return [completion for batch in batches for completion in batch]
+
+
+async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | None, on_result: OnResult) -> None:
+    """Every pending item through the backend, each answer handed on as it lands; the first
+    exception (a BackendError, or an error the backend did not classify) cancels what is in flight."""
+    semaphore = connection_semaphore(backend.connection_key(), concurrency or backend.max_concurrency)
+    policy = backend.retry_policy()
+
+    async def run_one(item: Item) -> None:
+        completion, latency = await send_retried(backend, item.request, semaphore, policy)
+        on_result(item, completion, latency, False)
 
     async def run_batch(batch: Sequence[Item]) -> None:
-        async with semaphore:
-            started = time.perf_counter()
-            completions = await backend.generate([item.request for item in batch])
-            latency = (time.perf_counter() - started) / max(1, len(batch))
-        if len(completions) != len(batch):
-            raise BackendError(f"backend {backend.name!r} returned {len(completions)} completions "
-                               f"for {len(batch)} requests")
+        started: list[float] = []
+        completions = await send_batch(backend, [item.request for item in batch], semaphore, started)
+        latency = (time.perf_counter() - started[0]) / max(1, len(batch))
         for item, completion in zip(batch, completions):
             on_result(item, completion, latency, False)
 
-    tasks = [asyncio.ensure_future(run_batch(batch)) for batch in batches]
+    if policy is not None:
+        jobs = [run_one(item) for item in items]
+    else:
+        size = max(1, backend.batch_size)
+        jobs = [run_batch(items[i:i + size]) for i in range(0, len(items), size)]
+    await run_all(jobs)
+
+
+async def run_all(jobs: Sequence[Any]) -> None:
+    """Await every job; the first one to raise cancels the rest."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
     try:
         for finished in asyncio.as_completed(tasks):
             await finished

@@ -9,48 +9,57 @@ is stored the moment it arrives, so a killed run resumes with the same command a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from peerbench.backends import RunContext
-from peerbench.errors import ConfigError, DataError
+from peerbench.errors import BackendError, ConfigError, DataError
 from peerbench.labels import get_label_rule
 from peerbench.pipeline.collect import Collector
 from peerbench.pipeline.dispatch import dispatch, split_cached
 from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
 from peerbench.pipeline.prepare import prepare
 from peerbench.pipeline.store import ResponseCache, RunDir, SampleRecorder
-from peerbench.records import Paper
+from peerbench.records import Completion, Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
 from peerbench.task import Task
+
+EARLY_STOP_FAILURES = 8  # a run whose first this-many requests all fail stops, keeping them
 
 __all__ = ["RunPlan", "RunResult", "check_gold", "execute", "load_papers", "plan_run", "run"]
 
 
 async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
-                   use_cache: bool, progress: bool, selection: Sequence[Paper] = ()) -> list[dict[str, Any]]:
+                   use_cache: bool, progress: bool, selection: Sequence[Paper] = (),
+                   early_stop: bool = True, paper_hashes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Set up the backend, then prepare -> split cached -> dispatch -> collect -> store, for ``papers``."""
     from peerbench.paths import cache_root
     from peerbench.progress import progress_bar
 
     task, backend = plan.task, plan.backend
     rules = {name: get_label_rule(name) for name in task.label_rules()}
+    backend.decision_parser = task.parser  # P(accept) is read where this parser reads the decision
     try:
-        await backend.setup(RunContext(task, plan.dataset, plan.dataset_args, selection or papers))
-        items = prepare(task, backend, papers, backend.token_counter(), rules, plan.samples_per_paper)
+        await backend.setup(RunContext(task, plan.dataset, plan.dataset_args, selection or papers, plan.task_args))
+        items = prepare(task, backend, papers, backend.token_counter(), rules, plan.samples_per_paper, paper_hashes,
+                        plan.config.get("weights"))
     except BaseException:
         await backend.aclose()  # a half-set-up backend may hold connections or an engine
         raise
     cache = ResponseCache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
-    recorder = SampleRecorder(run_dir, cache, papers=len(papers))
+    # A backend that answers locally (replay, baselines) fails per paper, never as a broken server.
+    stop_after = EARLY_STOP_FAILURES if early_stop and backend.cacheable else None
+    recorder = SampleRecorder(run_dir, cache, papers=len(papers), early_stop=stop_after)
     collector = Collector(plan.samples_per_paper, task.parser, plan.config.get("store_prompts", False),
                           recorder.record)
     try:
         with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
             def on_result(item, completion, latency, cached) -> None:
-                recorder.cache_answer(item.key, completion, cached)
+                completion = as_failure_if_empty(completion)
                 advance(1)
-                collector.add(item, completion, latency, cached)
+                collector.add(item, completion, latency, cached)  # stored first: a failing cache loses nothing
+                recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
 
             pending = split_cached(items, cache, on_result)
             await dispatch(backend, pending, concurrency=concurrency, on_result=on_result)
@@ -61,29 +70,72 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     return recorder.samples
 
 
+def as_failure_if_empty(completion: Completion) -> Completion:
+    """An answer without any text (an empty string, a null content) is no review: a failed paper
+    (requested again by the next run), never cached and never scored as a review that forgot its
+    decision. Whitespace the model generated is its answer, and is scored (UNPARSED)."""
+    if completion.error or completion.text:
+        return completion
+    reason = f"finish reason {completion.finish_reason}" if completion.finish_reason else "no finish reason"
+    return dataclasses.replace(completion, error=f"empty completion ({reason})")
+
+
 def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,
-            resamples: int = DEFAULT_RESAMPLES, seed: int = 0, retry_failed: bool = True) -> RunResult:
+            resamples: int = DEFAULT_RESAMPLES, seed: int = 0, retry_failed: bool = True,
+            redo_changed: bool = False) -> RunResult:
     """Generate what the run directory lacks, failed papers included, then score.
 
     A failed request is not an answer, so a plain rerun of the same command requests exactly the
     papers that have none (``retry_failed`` is kept for callers of the old flag; it changes nothing).
+    A stored answer to a paper whose content has changed since is refused, or with ``redo_changed``
+    requested again: a run directory never mixes answers to two versions of its data.
     """
     task_papers = load_papers(plan, progress=progress)
     papers = task_papers[: plan.limit] if plan.limit is not None else task_papers
     check_gold(plan.task, papers)
     plan.config["n_papers"] = len(papers)
+    plan.config["paper_keys"] = [paper.key for paper in papers]  # what `peerbench report` scores again
     with RunDir(plan.run_dir) as run_dir:
         run_dir.claim(plan.config)
         stored = run_dir.read_samples()
-        todo = [p for p in papers if p.key not in stored or not is_answered(stored[p.key])]
-        if todo:
-            new = asyncio.run(generate(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
-                                       progress=progress, selection=task_papers))
-            stored.update((sample["id"], sample) for sample in new)
-        samples = [stored[p.key] for p in papers if p.key in stored]
-        metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
-        run_dir.write_metrics(metrics)
+        hashes = {paper.key: paper.content_hash() for paper in papers}
+        changed = changed_papers(papers, stored, hashes)
+        if changed and not redo_changed:
+            raise ConfigError(f"{plan.run_dir}: {len(changed)} of the {len(papers)} papers were answered for other "
+                              f"content than the data holds now (first: {changed[0]}); use another --out, or "
+                              "--redo-changed to request them again")
+        todo = [p for p in papers if p.key not in stored or not is_answered(stored[p.key]) or p.key in changed]
+        try:
+            if todo:
+                # Stopping at the first failures guards against a broken server, so never once the run has answers.
+                answered = any(is_answered(sample) for sample in stored.values())
+                new = asyncio.run(generate(plan, todo, run_dir, concurrency=concurrency, use_cache=use_cache,
+                                           progress=progress, selection=task_papers, early_stop=not answered,
+                                           paper_hashes=hashes))
+                stored.update((sample["id"], sample) for sample in new)
+        except BackendError:
+            # The stopped run's failures are stored: score what is there, so metrics.json is never stale.
+            _score(plan, papers, run_dir, run_dir.read_samples(), resamples=resamples, seed=seed)
+            raise
+        samples, metrics = _score(plan, papers, run_dir, stored, resamples=resamples, seed=seed)
     return RunResult(plan.run_dir, metrics, samples, plan.config)
+
+
+def _score(plan: RunPlan, papers: Sequence[Paper], run_dir: RunDir, stored: dict[str, dict[str, Any]], *,
+           resamples: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score the selection's stored samples and write metrics.json."""
+    samples = [stored[p.key] for p in papers if p.key in stored]
+    metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
+    run_dir.write_metrics(metrics)
+    return samples, metrics
+
+
+def changed_papers(papers: Sequence[Paper], stored: dict[str, dict[str, Any]], hashes: dict[str, str]) -> list[str]:
+    """Keys of papers whose stored answer was made for other content (a sample without a content
+    hash cannot be checked, and counts as changed)."""
+    return [paper.key for paper in papers
+            if paper.key in stored and is_answered(stored[paper.key])
+            and stored[paper.key].get("paper_hash") != hashes[paper.key]]
 
 
 def load_papers(plan: RunPlan, *, progress: bool) -> list[Paper]:
@@ -101,6 +153,8 @@ def check_gold(task: Task, papers: Sequence[Paper]) -> None:
     """Every paper must have a gold label under the task's primary rule: one that has none is an
     error naming it, never a paper scored against a label borrowed from another rule."""
     rule = get_label_rule(task.label_rule)
+    if not rule.required:
+        return
     unknown = [paper for paper in papers if rule.label(paper) is None]
     if unknown:
         first = unknown[0]
@@ -111,9 +165,10 @@ def check_gold(task: Task, papers: Sequence[Paper]) -> None:
 
 
 def run(task: str | Task = "peerread95", backend: str | None = None, model: str | None = None, *,
-        concurrency: int | None = None, use_cache: bool = True, progress: bool = False, resamples: int = DEFAULT_RESAMPLES,
-        seed: int = 0, retry_failed: bool = True, **plan_kwargs: Any) -> RunResult:
+        concurrency: int | None = None, use_cache: bool = True, progress: bool = False,
+        resamples: int = DEFAULT_RESAMPLES, seed: int = 0, retry_failed: bool = True, redo_changed: bool = False,
+        **plan_kwargs: Any) -> RunResult:
     """Run one task on one backend and return its metrics and samples (the Python API)."""
     plan = plan_run(task, backend, model, **plan_kwargs)
     return execute(plan, concurrency=concurrency, use_cache=use_cache, progress=progress,
-                   resamples=resamples, seed=seed, retry_failed=retry_failed)
+                   resamples=resamples, seed=seed, retry_failed=retry_failed, redo_changed=redo_changed)

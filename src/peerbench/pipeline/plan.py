@@ -22,7 +22,10 @@ from peerbench.pipeline.store import stable_hash
 from peerbench.prompts import BODY_RULE, TRUNCATION_RULE
 from peerbench.task import Task, load_task
 
-RECORDED_PACKAGES = ("peerbench", "numpy", "scikit-learn", "pydantic", "httpx")
+RECORDED_PACKAGES = ("peerbench", "numpy", "scikit-learn", "pydantic", "httpx", "torch", "transformers", "vllm",
+                     "peft", "openai", "google-genai")
+SMALL_FILE_BYTES = 1 << 20        # config, tokenizer and index files are hashed whole
+HEADER_BYTES = 1 << 16            # of a weights file, only the start (safetensors: its header) is hashed
 
 
 @dataclass
@@ -47,6 +50,7 @@ class RunPlan:
     metric_objects: list[Any]
     samples_per_paper: int = 1
     paper_transform: Any = None  # a robustness probe's change to every paper (peerbench.pipeline.probes)
+    task_args: dict[str, Any] = field(default_factory=dict)  # the task's selection before --split/--ids
 
 
 def _slug(text: str) -> str:
@@ -119,25 +123,53 @@ def _task_with_overrides(task: str | Task, include_paths: Sequence[str | Path], 
 
 
 def _dataset_and_args(task: Task, data_dir: str | Path | None, split: Sequence[str] | None,
-                      ids: Sequence[str] | None) -> tuple[Any, Any]:
-    """The task's dataset plugin and its validated selection, narrowed by --split and --ids."""
+                      ids: Sequence[str] | None) -> tuple[Any, dict[str, Any], Any]:
+    """The task's dataset plugin, the task's own selection, and the run's: narrowed by --split and --ids."""
     from peerbench.registry import registries
 
     dataset = registries().datasets.get(task.dataset.name).value(data_dir)
-    raw_args = task.dataset.args()
+    task_args = task.dataset.args()
     if "base_dir" in dataset.Args.model_fields and task.source:
-        raw_args.setdefault("base_dir", str(Path(task.source).parent))  # relative paths start at the task file
+        task_args.setdefault("base_dir", str(Path(task.source).parent))  # relative paths start at the task file
+    raw_args = dict(task_args)
     if split:
         raw_args["splits"] = list(split)
     if ids:
         raw_args["ids"] = list(ids)
-    return dataset, dataset.parse_args(raw_args, f"task {task.task}")
+    return dataset, task_args, dataset.parse_args(raw_args, f"task {task.task}")
 
 
-def run_identity(task: Task, backend: Backend, samples: int, probe: dict[str, Any] | None) -> str:
+def local_weights(backend: Backend) -> dict[str, str]:
+    """A fingerprint of every local file or folder the backend's model and options name (weights, a
+    LoRA adapter): a student retrained at the same path is another run, never the old one's answers."""
+    candidates = [backend.model, *(v for v in backend.options.model_dump().values() if isinstance(v, str))]
+    return {value: path_fingerprint(Path(value)) for value in candidates
+            if value and len(value) < 4096 and Path(value).exists()}
+
+
+def path_fingerprint(path: Path) -> str:
+    """Cheap but content-aware: each file's name, size and mtime, small files hashed whole, large
+    ones by their first 64 KiB (a safetensors header lists every tensor's name, shape and offset)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path) if file != path else file.name}|{stat.st_size}|"
+                      f"{stat.st_mtime_ns}|".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(SMALL_FILE_BYTES if stat.st_size <= SMALL_FILE_BYTES else HEADER_BYTES))
+    return digest.hexdigest()[:16]
+
+
+def run_identity(task: Task, fingerprint: str, backend: Backend, samples: int, probe: dict[str, Any] | None,
+                 weights: dict[str, str] | None = None) -> str:
     """The hash of everything that reaches a request; two runs share a directory only if it matches."""
-    parts: dict[str, Any] = {"task": task.fingerprint(), "backend": backend.identity(),
+    parts: dict[str, Any] = {"task": fingerprint, "backend": backend.identity(),
                              "generation": task.generation_config().to_dict()}
+    if weights:
+        parts["weights"] = weights
     if samples > 1:
         parts["samples_per_paper"] = samples
     if probe:
@@ -165,17 +197,20 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         raise ConfigError(f"--samples: must be at least 1, got {samples}")
     backend_name, model, options = resolve_model(backend, model, dict(backend_options or {}))
     backend_obj = create_backend(backend_name, model, options)
-    dataset, dataset_args = _dataset_and_args(task_obj, data_dir, split, ids)
-    identity = run_identity(task_obj, backend_obj, samples, probe)
-    config = _config(task_obj, backend_obj, dataset_args, identity, metric_names,
-                     {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit})
+    dataset, task_args, dataset_args = _dataset_and_args(task_obj, data_dir, split, ids)
+    fingerprint = task_obj.fingerprint()  # resolves the prompt template: done once per run
+    weights = local_weights(backend_obj)
+    identity = run_identity(task_obj, fingerprint, backend_obj, samples, probe, weights)
+    config = _config(task_obj, fingerprint, backend_obj, dataset_args, identity, metric_names,
+                     {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit,
+                      "weights": weights})
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
     return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,
-                   paper_transform)
+                   paper_transform, task_args)
 
 
-def _config(task: Task, backend: Backend, dataset_args: Any, identity: str, metric_names: list[str],
+def _config(task: Task, fingerprint: str, backend: Backend, dataset_args: Any, identity: str, metric_names: list[str],
             run_settings: dict[str, Any]) -> dict[str, Any]:
     """config.json: what the run is, every choice behind its numbers, and the software; no secrets."""
     from peerbench import __version__
@@ -186,7 +221,7 @@ def _config(task: Task, backend: Backend, dataset_args: Any, identity: str, metr
         "run_identity": identity,
         "task": task.task,
         "task_version": task.version,
-        "task_fingerprint": task.fingerprint(),
+        "task_fingerprint": fingerprint,
         "task_definition": task.model_dump(mode="json"),
         "dataset": {"name": task.dataset.name, **dataset_args.model_dump(mode="json")},
         "label_rules": task.label_rules(),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from peerbench.errors import scrub
 from peerbench.labels import LabelRule
 from peerbench.parsing import parse_decision
 from peerbench.pipeline.store import stable_hash
@@ -27,21 +28,26 @@ class Item:
     key: str            # the response-cache key: the request as sent
     prompt_hash: str
     index: int = 0
+    paper_hash: str | None = None
 
 
 def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCounter | None,
-            rules: dict[str, LabelRule], samples_per_paper: int) -> list[Item]:
-    """Render every prompt once (token-aware when the backend counts) and key each request for the cache."""
+            rules: dict[str, LabelRule], samples_per_paper: int,
+            paper_hashes: dict[str, str] | None = None, weights: dict[str, str] | None = None) -> list[Item]:
+    """Render every prompt once (token-aware when the backend counts) and key each request for the cache:
+    the key is the request as sent (backend identity, local weights, generation settings, messages)."""
     template = task.prompt_template()
     generation = task.generation_config()
-    described = backend.identity()
+    described = {**backend.identity(), "weights": weights} if weights else backend.identity()
     items = []
     for paper in papers:
         rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
                           count_tokens=counter)
         golds = {name: rule.label(paper) for name, rule in rules.items()}
-        # Hashed once here, not as each reply lands: on a 50 KB prompt that is CPU the reply path can spare.
-        prompt_hash = stable_hash(rendered.messages)[:16]
+        # The ~50 KB prompt is hashed once: the cache keys of its k requests hash this digest instead.
+        prompt_digest = stable_hash(rendered.messages)
+        prompt_hash = prompt_digest[:16]
+        paper_hash = (paper_hashes or {}).get(paper.key) or paper.content_hash()
         for index in range(samples_per_paper):
             # Each of k generations gets its own seed, so they differ and each has its own cache entry.
             config = generation if samples_per_paper == 1 else dataclasses.replace(
@@ -49,8 +55,8 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
             request = ChatRequest(paper.key, rendered.messages, config, logprobs=backend.supports_logprobs,
                                   meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
                                   paper=paper)
-            key = stable_hash({"backend": described, "generation": config.to_dict(), "messages": rendered.messages})
-            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index))
+            key = stable_hash({"backend": described, "generation": config.to_dict(), "messages_sha256": prompt_digest})
+            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash))
     return items
 
 
@@ -64,7 +70,7 @@ def build_sample(item: Item, completion: Completion, latency: float, cached: boo
         gold=item.golds, accepted=paper.accepted, mean_recommendation=paper.mean_recommendation,
         prompt_hash=item.prompt_hash, truncation=item.rendered.truncation,
         completion=completion.text, decision=decision.value, p_accept=completion.p_accept,
-        error=completion.error, finish_reason=completion.finish_reason,
+        error=scrub(completion.error) if completion.error else None, finish_reason=completion.finish_reason,
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         latency_s=round(latency, 6), cached=cached, extra=dict(completion.extra or {}),
-        messages=item.request.messages if store_prompt else None)
+        messages=item.request.messages if store_prompt else None, paper_hash=item.paper_hash)

@@ -126,24 +126,60 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 class ResponseCache:
-    """(backend, model, settings, prompt) -> completion, shared by every run on this machine."""
+    """(backend, model, settings, prompt) -> completion, shared by every run on this machine.
+
+    The key is a hash of the request as sent; the backend and model are kept beside each entry only
+    so that ``peerbench cache`` can list and clear them by model."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                         "created REAL NOT NULL)")
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                             "created REAL NOT NULL, model TEXT)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+            if "model" not in columns:  # a cache written before models were recorded
+                self._db.execute("ALTER TABLE responses ADD COLUMN model TEXT")
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: Exception) -> ConfigError:
+        return ConfigError(f"{self.path}: the response cache is unusable ({exc}); point PEERBENCH_HOME at a "
+                           "writable folder with free space, or run with --no-cache")
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+    def put(self, key: str, value: dict[str, Any], model: str | None = None) -> None:
+        try:
+            self._db.execute("INSERT OR REPLACE INTO responses (key, value, created, model) VALUES (?, ?, ?, ?)",
+                             (key, json.dumps(value), time.time(), model))
+            self._db.commit()
+        except sqlite3.Error as exc:  # a full disk, say: the paper's sample is already stored
+            raise self._unusable(exc) from None
+
+    def summary(self) -> list[tuple[str | None, int, float, float]]:
+        """(model, entries, oldest, newest) per model, most entries first."""
+        return self._db.execute("SELECT model, COUNT(*), MIN(created), MAX(created) FROM responses GROUP BY model "
+                                "ORDER BY COUNT(*) DESC").fetchall()
+
+    def delete(self, *, model: str | None = None, older_than: float | None = None) -> int:
+        """Remove entries (of one model, or created before a time); returns how many."""
+        where, params = [], []
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if older_than is not None:
+            where.append("created < ?")
+            params.append(older_than)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        removed = self._db.execute(f"DELETE FROM responses{clause}", params).rowcount
         self._db.commit()
+        return removed
 
     def close(self) -> None:
         self._db.close()
@@ -154,16 +190,17 @@ class SampleRecorder:
     every successful answer goes into the response cache. A run whose first requests all fail stops
     early (the failures are kept), rather than failing paper after paper."""
 
-    def __init__(self, run_dir: RunDir, cache: ResponseCache | None, papers: int, early_stop: int = 8):
+    def __init__(self, run_dir: RunDir, cache: ResponseCache | None, papers: int, early_stop: int | None = 8):
         self.run_dir = run_dir
         self.cache = cache
-        self.stop_after = min(early_stop, papers)
+        self.stop_after = None if early_stop is None else min(early_stop, papers)
         self.samples: list[dict[str, Any]] = []
         self.failures = self.successes = 0
 
-    def cache_answer(self, key: str, completion: Any, cached: bool) -> None:
-        if self.cache is not None and not cached and not completion.error:
-            self.cache.put(key, completion.to_dict())
+    def cache_answer(self, key: str, completion: Any, cached: bool, model: str | None = None) -> None:
+        """Only real answers are cached: never a failure, never an empty text."""
+        if self.cache is not None and not cached and not completion.error and completion.text:
+            self.cache.put(key, completion.to_dict(), model)
 
     def record(self, sample: Any) -> None:
         line = sample.to_json()
@@ -173,7 +210,7 @@ class SampleRecorder:
             self.failures += 1
         else:
             self.successes += 1
-        if self.successes == 0 and self.failures >= self.stop_after:
+        if self.stop_after is not None and self.successes == 0 and self.failures >= self.stop_after:
             from peerbench.errors import BackendError
 
             raise BackendError(f"every request failed so far ({self.failures}); first error: "

@@ -1,10 +1,12 @@
 """`peerbench sweep`: models x tasks (x seeds), each pair one ordinary run directory.
 
-peerbench grows no scheduler of its own. ``--executor local`` runs the runs in this process (one
-after another, or a few at a time for HTTP backends); ``--executor ray`` makes each run a Ray task
-with its resource needs (GPUs for vllm/hf, none for HTTP backends and baselines) on a local or
-remote Ray cluster. Either way a run writes to the sweep folder as it goes, so a run whose worker
-dies is retried and resumes from its samples.jsonl, and a finished run is skipped on the next call.
+peerbench grows no scheduler of its own. ``--executor local`` runs the runs in this process: a
+few at a time for backends that declare they hold no model here (``Backend.in_process`` False:
+HTTP backends, baselines), one after another for the rest; ``--executor ray`` makes each run a Ray
+task reserving the GPUs its backend declares (``Backend.gpus()``) on a local or remote Ray cluster.
+This module names no backend: everything it knows about one comes from those declared facts.
+Either way a run writes to the sweep folder as it goes, so a run whose worker dies is retried and
+resumes from its samples.jsonl, and a finished run is skipped on the next call.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError
+from peerbench.errors import ConfigError, scrub
 
 DONE_FILE = "done.json"
-HTTP_BACKENDS = frozenset({"openai", "vertex", "gemini", "replay", "baseline"})
 SUMMARY_METRICS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "auroc")
 
 
@@ -128,17 +129,14 @@ def summarize(entry: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
 def failed(entry: dict[str, Any], exc: Exception) -> dict[str, Any]:
     """The summary of a run that raised: its name and the reason, on one line."""
     return {"name": entry["name"], "task": entry["task"], "run_dir": entry["out"],
-            "error": " ".join(str(exc).split())[:300]}
+            "error": scrub(" ".join(str(exc).split()))[:300]}
 
 
-def default_gpus(entry: dict[str, Any]) -> float:
-    if entry["gpus"] is not None:
-        return float(entry["gpus"])
-    if entry["backend"] == "vllm":
-        opts = entry["options"]
-        return float(opts.get("tensor_parallel_size", 1) * opts.get("pipeline_parallel_size", 1)
-                     * opts.get("data_parallel_size", 1))
-    return 1.0 if entry["backend"] == "hf" else 0.0
+def with_facts(entry: dict[str, Any], backend: Any) -> dict[str, Any]:
+    """The entry plus what the executors need from its backend's declared facts: whether it holds
+    its model in this process, and the GPUs a run needs (a model entry's ``gpus:`` overrides)."""
+    gpus = entry["gpus"] if entry["gpus"] is not None else backend.gpus()
+    return {**entry, "in_process": bool(backend.in_process), "num_gpus": float(gpus)}
 
 
 def run_local(entries: list[dict[str, Any]], *, max_parallel: int, on_done: Callable[[dict], None]) -> None:
@@ -148,9 +146,9 @@ def run_local(entries: list[dict[str, Any]], *, max_parallel: int, on_done: Call
         except Exception as exc:  # one failed run must not stop the sweep
             on_done(failed(entry, exc))
 
-    # Only runs that wait on HTTP gain from overlapping; in-process models run one at a time.
-    parallel = [e for e in entries if e["backend"] in HTTP_BACKENDS]
-    serial = [e for e in entries if e["backend"] not in HTTP_BACKENDS]
+    # Only runs that wait on I/O gain from overlapping; models held in this process run one at a time.
+    parallel = [e for e in entries if not e["in_process"]]
+    serial = [e for e in entries if e["in_process"]]
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         list(pool.map(one, parallel))
     for entry in serial:
@@ -169,9 +167,9 @@ def run_ray(entries: list[dict[str, Any]], *, address: str | None, max_retries: 
     remote = ray.remote(execute_entry)
     pending = {}
     for entry in entries:
-        gpus = default_gpus(entry)
+        gpus = entry["num_gpus"]
         if gpus and not cluster_gpus:
-            gpus = 0.0  # a CPU-only cluster still runs hf on CPU; vLLM's own check says if it cannot
+            gpus = 0.0  # a CPU-only cluster may still run it on CPU; the backend's own check says if not
         ref = remote.options(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=False,
                              name=entry["name"]).remote(entry)
         pending[ref] = entry
@@ -193,9 +191,8 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     spec = load_spec(spec_path)
     root = Path(out) if out is not None else Path("peerbench-sweeps") / spec.name
     root.mkdir(parents=True, exist_ok=True)
-    entries = run_entries(spec, root)
-    for entry in entries:  # validate every run before starting any
-        plan_entry(entry)
+    # Validate every run before starting any; its plan's backend declares what the executors need.
+    entries = [with_facts(entry, plan_entry(entry).backend) for entry in run_entries(spec, root)]
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for entry in entries:

@@ -11,16 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError
+from peerbench.records import Decision
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 
 PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
 
 def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
     """Each run's answered samples by id: a failed request is no answer to pair with another run's."""
-    from peerbench.reporting.scoring import is_answered
     from peerbench.pipeline.store import read_run
+    from peerbench.reporting.scoring import is_answered
 
     runs = []
     for run_dir in run_dirs:
@@ -83,8 +84,8 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
     return out
 
 
-def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-            confidence: float = 0.95) -> dict[str, Any]:
+def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES,
+            seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
     """Compare runs of one task on the papers all of them have; the first run is the reference."""
     import numpy as np
     from sklearn.metrics import cohen_kappa_score
@@ -125,8 +126,8 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     decisions_a = [reference[i]["decision"] for i in ids]
     for (run_dir, _, samples), current in zip(runs[1:], inputs[1:]):
         decisions_b = [samples[i]["decision"] for i in ids]
-        disagree = [{"id": i, "title": samples[i].get("title"), "gold": "ACCEPT" if samples[i]["gold"][rule] else
-                     "REJECT", "a": a, "b": b} for i, a, b in zip(ids, decisions_a, decisions_b) if a != b]
+        disagree = [{"id": i, "title": samples[i].get("title"), "gold": Decision.of(samples[i]["gold"][rule]).value,
+                     "a": a, "b": b} for i, a, b in zip(ids, decisions_a, decisions_b) if a != b]
         result["pairs"].append({
             "a": reference_dir, "b": run_dir,
             "differences": paired_bootstrap(base, current, paired_metrics, resamples=resamples, seed=seed,

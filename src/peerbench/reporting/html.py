@@ -10,8 +10,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.errors import ConfigError, MissingDependency
+from peerbench.records import Decision
+from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.reporting.tables import SHOWN, VENUE_COLUMNS, fmt_ci, fmt_value
 
 
@@ -63,8 +64,8 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
         for s in samples:
             gold = s["gold"].get(rule)
             papers.append({"id": s["id"], "title": s.get("title") or "", "gold": "—" if gold is None else
-                           ("ACCEPT" if gold else "REJECT"), "decision": s.get("decision"),
-                           "wrong": gold is not None and s.get("decision") != ("ACCEPT" if gold else "REJECT"),
+                           Decision.of(gold).value, "decision": s.get("decision"),
+                           "wrong": gold is not None and not s.get("error") and s.get("decision") != Decision.of(gold),
                            "p_accept": s.get("p_accept"), "completion": s.get("completion") or "",
                            "error": s.get("error")})
         overall = entry["overall"]["metrics"]

@@ -9,7 +9,8 @@ from typing import Any
 from peerbench.errors import MissingDependency
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed), or MissingDependency naming the extra."""
     try:
         import matplotlib
     except ImportError:
@@ -20,39 +21,40 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, closed afterwards: how every peerbench figure (and a
+    plugin's, such as distill's loss curve) is written, at one size and resolution."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
 def reliability_diagram(y_true: Sequence[bool], p_accept: Sequence[float], bins: int = 10) -> bytes:
-    """Gold accept rate per P(accept) bin against the diagonal, with how many papers each bin holds."""
-    import numpy as np
-    from sklearn.calibration import calibration_curve
+    """Gold accept rate per P(accept) bin against the diagonal, with how many papers each bin holds:
+    the bins of the ECE in metrics.json (``metrics.decision.reliability_bins``), not a second binning."""
+    from peerbench.metrics.decision import reliability_bins
 
-    plt = _pyplot()
-    y, p = np.asarray(y_true, dtype=int), np.asarray(p_accept, dtype=float)
+    plt = pyplot()
+    rows = reliability_bins(y_true, p_accept, bins) if len(y_true) else []
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 5.6), height_ratios=[3, 1], sharex=True)
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    if len(y):
-        frac, mean = calibration_curve(y, p, n_bins=bins, strategy="uniform")
-        top.plot(mean, frac, marker="o", label="this run")
+    if rows:
+        top.plot([r[2] for r in rows], [r[3] for r in rows], marker="o", label="this run")
     top.set_ylabel("gold accept rate")
     top.set_ylim(-0.02, 1.02)
     top.legend(loc="upper left")
     top.set_title("Reliability diagram")
-    bottom.hist(p, bins=bins, range=(0, 1), color="tab:blue")
+    bottom.bar([(r[0] + 0.5) / bins for r in rows], [r[1] for r in rows], width=1 / bins, color="tab:blue")
     bottom.set_xlabel("P(accept)")
     bottom.set_ylabel("papers")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def p_accept_histogram(y_true: Sequence[bool], p_accept: Sequence[float], bins: int = 20) -> bytes:
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     y, p = np.asarray(y_true, dtype=bool), np.asarray(p_accept, dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.hist([p[y], p[~y]], bins=bins, range=(0, 1), label=["gold accept", "gold reject"],
@@ -61,28 +63,28 @@ def p_accept_histogram(y_true: Sequence[bool], p_accept: Sequence[float], bins: 
     ax.set_ylabel("papers")
     ax.set_title("P(accept) by gold class")
     ax.legend()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion_matrix_plot(confusion: dict[str, int]) -> bytes:
     import numpy as np
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
     fig, ax = plt.subplots(figsize=(4, 3.6))
     ConfusionMatrixDisplay(matrix, display_labels=["reject", "accept"]).plot(ax=ax, colorbar=False, cmap="Blues")
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title("Confusion matrix")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def accept_rates_plot(groups: dict[str, dict[str, Any]]) -> bytes:
     """Predicted against gold accept rate, overall and per venue."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     names = list(groups)
     pred = [groups[n]["metrics"]["pred_accept_rate"]["value"] for n in names]
     gold = [groups[n]["metrics"]["gold_accept_rate"]["value"] for n in names]
@@ -95,4 +97,4 @@ def accept_rates_plot(groups: dict[str, dict[str, Any]]) -> bytes:
     ax.set_ylabel("accept rate")
     ax.set_title("Predicted vs gold accept rate")
     ax.legend(loc="lower right")
-    return _png(fig)
+    return figure_png(fig)

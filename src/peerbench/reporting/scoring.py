@@ -4,8 +4,8 @@ intervals and the trivial baselines beside each result."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from peerbench.errors import ConfigError
@@ -16,14 +16,13 @@ DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
 
-ANSWERED_DECISIONS = ("ACCEPT", "REJECT", "AMBIGUOUS", "UNPARSED")
 UNPARSED_POLICIES = ("wrong", "reject", "exclude")
 
 
 def is_answered(sample: dict[str, Any]) -> bool:
     """A model answer to score: any review, with or without a decision line. A failed request
     (error set, decision FAILED) is not one: it is never scored, and it makes the run incomplete."""
-    return not sample.get("error") and sample.get("decision") != "FAILED"
+    return not sample.get("error") and sample.get("decision") != Decision.FAILED
 
 
 def score_inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_override=None) -> ScoreInputs:
@@ -37,9 +36,9 @@ def score_inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_over
         y_pred = np.full(len(rows), y_pred_override, dtype=bool)
         nothing = np.zeros(len(rows), dtype=bool)
         return ScoreInputs(y_true, y_pred, np.full(len(rows), np.nan), nothing, y_pred, nothing)
-    said_accept = np.array([d == "ACCEPT" for d in decisions], dtype=bool)
-    unparsed = np.array([d not in ("ACCEPT", "REJECT") for d in decisions], dtype=bool)
-    ambiguous = np.array([d == "AMBIGUOUS" for d in decisions], dtype=bool)
+    said_accept = np.array([d == Decision.ACCEPT for d in decisions], dtype=bool)
+    unparsed = np.array([d not in (Decision.ACCEPT, Decision.REJECT) for d in decisions], dtype=bool)
+    ambiguous = np.array([d == Decision.AMBIGUOUS for d in decisions], dtype=bool)
     fallback = ~y_true if policy == "wrong" else np.zeros(len(rows), dtype=bool)
     y_pred = np.where(unparsed, fallback, said_accept)
     p_accept = np.array([np.nan if r.get("p_accept") is None else float(r["p_accept"]) for r in rows], dtype=float)
@@ -111,7 +110,10 @@ def score_group(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: in
                 confidence: float) -> dict[str, Any]:
     values = point_estimates(inputs, metrics)
     intervals = bootstrap(inputs, metrics, resamples=resamples, seed=seed, confidence=confidence)
-    return {"n": int(len(inputs.y_true)), "confusion": confusion(inputs),
+    import numpy as np
+
+    return {"n": int(len(inputs.y_true)), "n_with_p_accept": int((~np.isnan(inputs.p_accept)).sum()),
+            "confusion": confusion(inputs),
             "metrics": {name: {"value": v, "ci": intervals.get(name)} for name, v in values.items()}}
 
 
@@ -145,7 +147,7 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
         rows = [s for s in answered if s["gold"].get(rule) is not None]
         excluded = 0
         if unparsed_policy == "exclude":
-            kept = [s for s in rows if s.get("decision") in ("ACCEPT", "REJECT")]
+            kept = [s for s in rows if s.get("decision") in (Decision.ACCEPT, Decision.REJECT)]
             excluded, rows = len(rows) - len(kept), kept
         entry: dict[str, Any] = {
             "description": get_label_rule(rule).description,
@@ -224,6 +226,10 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
     """metrics.json for samples already read from a run directory, with the metrics its config names."""
     from peerbench.registry import registries
 
+    keys = config.get("paper_keys")
+    if keys is not None:  # the selection of the last run into this directory, as that run scored it
+        wanted = set(keys)
+        samples = [sample for sample in samples if sample["id"] in wanted]
     if not samples:
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()

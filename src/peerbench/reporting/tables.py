@@ -36,11 +36,14 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     baselines = entry.get("baselines", {})
     for name in baselines:
         table.add_column(name, justify="right", style="dim")
+    proba = {"auroc", "average_precision", "brier", "ece"}
+    with_p = f" (n={overall.get('n_with_p_accept', '?')} with P)"
     for name in SHOWN:
         if name not in overall["metrics"]:
             continue
         m = overall["metrics"][name]
-        table.add_row(name, fmt_value(m["value"]), fmt_ci(m["ci"]), *(fmt_value(b.get(name)) for b in baselines.values()))
+        table.add_row(name + (with_p if name in proba else ""), fmt_value(m["value"]), fmt_ci(m["ci"]),
+                      *(fmt_value(b.get(name)) for b in baselines.values()))
     return table
 
 
@@ -195,10 +198,12 @@ def render_sweep(summary: dict[str, Any]) -> Group:
     failures = []
     for run in summary["runs"]:
         metrics = run.get("metrics") or {}
-        status = "failed" if run.get("error") else ("skipped" if run.get("skipped") else "done")
+        status = ("failed" if run.get("error") else "INCOMPLETE" if run.get("complete") is False
+                  else "skipped" if run.get("skipped") else "done")
         if run.get("error"):
             failures.append(f"{run['name']} failed: {run['error']}")
         table.add_row(run["name"], status, str(run.get("n") or "—"),
                       *(fmt_value(metrics.get(m)) for m in ("f1", "accuracy", "balanced_accuracy", "mcc", "auroc")))
-    caption = Text("skipped = finished in an earlier call; " + f"results in {summary['sweep_dir']}")
+    caption = Text("skipped = finished in an earlier call; INCOMPLETE = failed papers, not scored (rerun the sweep); "
+                   f"results in {summary['sweep_dir']}")
     return Group(table, caption, *(Text(line) for line in failures))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from peerbench.cli import friendly_errors
+from peerbench import friendly_errors
 
 STAGES = ("prompts", "teacher", "filter", "train", "merge", "register")
 
@@ -126,9 +126,9 @@ for _stage, _help in zip(STAGES, (
 @friendly_errors
 def evaluate(workdir, task, backend, limit, data_dir, max_tokens, max_model_len, resamples) -> None:
     """Run the student and its base model on a task; print both side by side with a paired test."""
-    import peerbench
-    from peerbench.reporting.tables import render_comparison
     from rich.console import Console
+
+    import peerbench
 
     path, config = _config(workdir, None, ())
     task = task or config.eval_task
@@ -139,4 +139,4 @@ def evaluate(workdir, task, backend, limit, data_dir, max_tokens, max_model_len,
                                data_dir=data_dir or config.data_dir, resamples=resamples, progress=True,
                                generation={"max_tokens": max_tokens}, max_model_len=max_model_len)
         runs.append(result.run_dir)
-    Console().print(render_comparison(peerbench.compare(runs, resamples=resamples)))
+    Console().print(peerbench.render_comparison(peerbench.compare(runs, resamples=resamples)))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError
+from peerbench import ConfigError
 
 CONFIG_FILE = "config.json"
 

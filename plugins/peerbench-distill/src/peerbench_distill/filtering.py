@@ -1,21 +1,20 @@
-"""Stage 3, filter: keep the teacher reviews that end in a decision line, drop duplicate texts,
-split train/validation with a fixed seed, and report the accept share of each split (the
-published recipe's is 72.1%)."""
+"""Stage 3, filter: keep the teacher reviews whose decision the reference's parser reads (the
+card's regex; a review that echoes both decision lines is AMBIGUOUS and dropped, never taught as
+one class), drop duplicate texts, split train/validation with a fixed seed, and report the accept
+share of each split (the published recipe's is 72.1%)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import DataError
+from peerbench import DataError, Decision, parse_decision, read_run
 from peerbench_distill.config import DistillConfig
 from peerbench_distill.teacher import TEACHER_DIR
 
-KEEP_RE = re.compile(r"I recommend this paper for (ACCEPTANCE|REJECTION)\.?")
 TRAIN_FILE, VAL_FILE, STATS_FILE = "train.jsonl", "val.jsonl", "filter.json"
 
 
@@ -26,22 +25,20 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def filter_pairs(workdir: Path, config: DistillConfig) -> dict[str, Any]:
-    from peerbench.pipeline.store import read_run
-
     teacher_dir = workdir / TEACHER_DIR
     if not (teacher_dir / "samples.jsonl").is_file():
         raise DataError(f"{teacher_dir}: no teacher reviews yet; run `peerbench distill teacher --workdir {workdir}`")
     _, samples = read_run(teacher_dir)
     rows, seen = [], set()
-    dropped = {"failed": 0, "no_decision_line": 0, "duplicate": 0}
+    dropped = {"failed": 0, "no_decision_line": 0, "ambiguous": 0, "duplicate": 0}
     for sample in samples:
         text = sample.get("completion") or ""
         if sample.get("error"):
             dropped["failed"] += 1
             continue
-        found = KEEP_RE.findall(text)
-        if not found:
-            dropped["no_decision_line"] += 1
+        decision = parse_decision(text)
+        if not decision.decided:
+            dropped["ambiguous" if decision is Decision.AMBIGUOUS else "no_decision_line"] += 1
             continue
         digest = hashlib.sha256(text.encode()).hexdigest()
         if digest in seen:
@@ -53,7 +50,7 @@ def filter_pairs(workdir: Path, config: DistillConfig) -> dict[str, Any]:
             raise DataError(f"{teacher_dir}/samples.jsonl: sample {sample['id']} has no stored prompt")
         rows.append({"id": sample["id"], "prompt": messages,
                      "completion": [{"role": "assistant", "content": text}],
-                     "decision": "ACCEPT" if found[-1] == "ACCEPTANCE" else "REJECT"})
+                     "decision": decision.value})
     if len(rows) < 2:
         raise DataError(f"only {len(rows)} usable teacher review(s) in {teacher_dir}; nothing to train on")
     rows.sort(key=lambda r: r["id"])

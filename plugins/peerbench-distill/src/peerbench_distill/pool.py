@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import DataError
+from peerbench import DataError, DatasetSpec, get_dataset, load_task
 from peerbench_distill.config import DistillConfig
 
 POOL_FILE, POOL_PAPERS = "pool.json", "pool.jsonl"
@@ -24,12 +24,12 @@ def _norm_title(title: str) -> str:
 
 def pool_task(config: DistillConfig, workdir: Path) -> Any:
     """The evaluation task's prompt and settings, on the pool's papers instead of its own."""
-    from peerbench.task import DatasetSpec, load_task
-
     task = load_task(config.eval_task)
     generation = task.generation.model_copy(update={"max_tokens": config.teacher_max_tokens or
                                                     task.generation.max_tokens})
-    return task.model_copy(update={"task": f"distill-pool-{config.eval_task}",
+    # The teacher only generates: its papers need no gold label (a pool paper may have no ratings).
+    return task.model_copy(update={"task": f"distill-pool-{config.eval_task}", "label_rule": "none",
+                                   "report_label_rules": [],
                                    "max_model_len": config.max_model_len or min(task.max_model_len, config.max_length),
                                    "generation": generation, "train": None,
                                    "dataset": DatasetSpec(name="jsonl", path=str((workdir / POOL_PAPERS).resolve())),
@@ -37,9 +37,7 @@ def pool_task(config: DistillConfig, workdir: Path) -> Any:
 
 
 def _load(dataset_name: str, args: dict[str, Any], data_dir: str | None, where: str) -> list[Any]:
-    from peerbench.registry import registries
-
-    dataset = registries().datasets.get(dataset_name).value(data_dir)
+    dataset = get_dataset(dataset_name, data_dir)
     return dataset.load(dataset.parse_args(args, where), progress=True)
 
 
@@ -51,8 +49,6 @@ def _record(paper: Any) -> dict[str, Any]:
 
 
 def build_pool(workdir: Path, config: DistillConfig) -> dict[str, Any]:
-    from peerbench.task import load_task
-
     eval_task = load_task(config.eval_task)
     evaluation = _load(eval_task.dataset.name, eval_task.dataset.args(), config.data_dir, f"task {config.eval_task}")
     eval_keys = {p.key for p in evaluation} | {f"{p.venue}/{p.id}" for p in evaluation}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import DataError
+from peerbench import DataError, save_preset
 from peerbench_distill.config import DistillConfig
 from peerbench_distill.training import ADAPTER_DIR
 
@@ -38,8 +38,6 @@ def merge(workdir: Path, config: DistillConfig) -> Path:
 
 
 def register(workdir: Path, config: DistillConfig) -> dict[str, Any]:
-    from peerbench.presets import save_preset
-
     merged = workdir / MERGED_DIR
     if not (merged / "config.json").is_file():
         raise DataError(f"{merged}: no merged model yet; run `peerbench distill merge --workdir {workdir}` first")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import ConfigError, DataError, MissingDependency
+from peerbench import ConfigError, DataError, MissingDependency, figure_png, pyplot
 from peerbench_distill.config import DistillConfig
 from peerbench_distill.filtering import TRAIN_FILE, VAL_FILE
 
@@ -163,9 +163,7 @@ def _load_model(config: DistillConfig, use_unsloth: bool, bf16: bool) -> tuple[A
 
 
 def _plot_loss(history: list[dict[str, Any]], path: Path) -> None:
-    from peerbench.reporting.plots import _png, _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -177,4 +175,4 @@ def _plot_loss(history: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.set_title("LoRA SFT loss")
     ax.legend()
-    path.write_bytes(_png(fig))
+    path.write_bytes(figure_png(fig))

@@ -1,5 +1,12 @@
-"""How long to wait before trying a request again: the server's Retry-After when it sends one,
-else exponential backoff with jitter, so that many clients do not retry in lockstep."""
+"""The harness's one retry driver. Backends only classify a failed attempt (``Backend.classify_error``
+returns a :class:`Failure`); how often to try again and how long to wait is decided here, the same
+way for every backend, built-in or third-party (inspect_ai's split between ``should_retry`` and
+the harness).
+
+The wait is the server's Retry-After when it sends one, else exponential backoff with jitter, so
+that many clients do not retry in lockstep. Standard library only: backends import
+:class:`Failure` from here and ``peerbench --help`` must stay fast.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_RETRY_AFTER_S = 60.0
+# HTTP statuses worth another try: timeouts, conflicts, too early, rate limits, server errors.
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -46,18 +54,30 @@ def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
 
 @dataclass(frozen=True)
 class Failure:
-    """How a backend judges one failed attempt: worth another try (with the server's Retry-After, if
-    any) or final for this paper. Failures no paper could survive are raised as BackendError instead."""
+    """How a backend judges one failed attempt: transient (``retry``), rate-limited (``retry`` with
+    the server's ``retry_after`` in seconds), or final for this paper (``retry=False``: the problem
+    becomes the paper's error). Failures no paper could survive are raised as BackendError instead."""
 
     problem: str
     retry: bool
     retry_after: float | None = None
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many more tries a failed request gets, and the first backoff in seconds (doubling per try)."""
+
+    max_retries: int
+    backoff: float = 1.0
+
+
 async def complete_with_retries(call: Callable[[], Awaitable[Any]], judge: Callable[[Exception], Failure], *,
                                 max_retries: int, backoff: float) -> Any:
     """``call()`` until it returns a Completion, up to ``max_retries`` more times; the last problem
-    becomes the paper's error. ``judge`` re-raises what it does not know."""
+    becomes the paper's error and ``extra["attempts"]`` counts the tries. BackendError (fatal for the
+    whole run) is never judged: it ends the run whatever the backend's classifier would say.
+    ``judge`` re-raises what it does not know, so an unexpected exception is a bug, not a retry."""
+    from peerbench.errors import BackendError
     from peerbench.records import Completion
 
     attempts = max_retries + 1
@@ -67,6 +87,8 @@ async def complete_with_retries(call: Callable[[], Awaitable[Any]], judge: Calla
             completion = await call()
             completion.extra["attempts"] = attempt + 1
             return completion
+        except BackendError:
+            raise
         except Exception as exc:  # judged below: retried, recorded, or raised again
             failure = judge(exc)
         if not failure.retry:
