@@ -356,3 +356,47 @@ def test_ray_reserves_the_gpus_the_backend_declares(acme, peerread_root, tmp_pat
               executor="ray", progress=False)
     assert fake.asked == {f"{task}__{name}": gpus for task in ("peerread-conll2016", "peerread-acl2017")
                           for name, gpus in expected.items()}
+
+
+class RegionOptions(peerbench.BackendOptions):
+    region: str = Field("eu", description="where the service runs", json_schema_extra={"flag": "--region"})
+
+
+class RegionBackend(peerbench.Backend):
+    name = "regional"
+    Options = RegionOptions
+    in_process = False
+
+    async def generate(self, requests):
+        return [peerbench.Completion(text=f"{self.options.region}: {peerbench.decision_line(True)}")
+                for _ in requests]
+
+
+class RegionPlugin:
+    @peerbench.hookimpl
+    def register_backends(self, register):
+        register("regional", RegionBackend, description="a backend with a flag of its own")
+
+
+def test_a_plugin_backend_gets_its_own_flag_on_run_from_its_options_metadata(peerread_root, tmp_path):
+    from click.testing import CliRunner
+
+    from peerbench.cli import build_cli
+
+    plugins.load_plugins()
+    plugins.pm.register(RegionPlugin(), name="region-plugin")
+    registry.reset()
+    try:
+        cli = build_cli()
+        shown = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())  # unwrapped
+        assert "--region VALUE where the service runs; sets option 'region' of: regional." in shown
+        done = CliRunner().invoke(cli, ["run", "--backend", "regional", "--model", "m", "--region", "mars",
+                                        "--task", "peerread-conll2016", "--data-dir", str(peerread_root),
+                                        "--out", str(tmp_path / "run"), "--json", "-q", "--resamples", "10"])
+        assert done.exit_code == 0, done.output
+        samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+        assert {s["completion"].split(":")[0] for s in samples} == {"mars"}
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["options"]["region"] == "mars"
+    finally:
+        plugins.pm.unregister(name="region-plugin")
+        registry.reset()

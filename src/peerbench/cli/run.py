@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from peerbench.cli.backend_flags import WithBackendFlags, options_from_flags
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
     cli,
@@ -22,7 +23,7 @@ from peerbench.cli.common import (
 )
 
 
-@cli.command()
+@cli.command(cls=WithBackendFlags)
 @click.option("-t", "--task", default="peerread95", show_default=True, help="Task name (see `peerbench tasks`).")
 @click.option("-b", "--backend", envvar="PEERBENCH_BACKEND", default=None,
               help="Backend (see `peerbench backends`); needed unless --model names a preset or a model that "
@@ -30,14 +31,6 @@ from peerbench.cli.common import (
 @click.option("-m", "--model", default=None, help="Model for the backend, or a registered model preset.")
 @click.option("-o", "--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
               help="Backend option, repeatable; validated before any work starts.")
-@click.option("--lora", default=None, type=click.Path(), help="A LoRA adapter folder (hf and vllm backends).")
-@click.option("--base-url", default=None, help="Server URL for HTTP backends, e.g. http://localhost:8000/v1.")
-@click.option("--api-key-env", default=None, metavar="NAME",
-              help="Environment variable holding the API key (default OPENAI_API_KEY); keys are never stored.")
-@click.option("--project", default=None, help="Google Cloud project (vertex backend).")
-@click.option("--location", default=None, help="Google Cloud region, e.g. us-central1 (vertex backend).")
-@click.option("--thinking-budget", type=click.IntRange(min=-1), default=None,
-              help="Thinking tokens for Gemini backends (-1: the model decides).")
 @include_path_option
 @click.option("--out", type=click.Path(), default=None, help="Run directory (default: peerbench-runs/<run>).")
 @click.option("--limit", type=int, default=None, help="Only the first N papers.")
@@ -66,21 +59,18 @@ from peerbench.cli.common import (
 @resamples_option()
 @seed_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@json_option("metrics.json instead of the tables")
+@json_option("metrics.json, instead of the tables,")
 @friendly_errors
-def run(task, backend, model, backend_args, lora, base_url, api_key_env, project, location, thinking_budget,
-        include_path, out, limit, ids, splits, data_dir,
+def run(task, backend, model, backend_args, include_path, out, limit, ids, splits, data_dir,
         concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, probes, probe_positions,
         probe_text, store_prompts, no_cache, redo_changed, retry_failed,
-        resamples, seed, quiet, as_json) -> None:
-    """Run a reviewer (backend + model) on a task and score it."""
+        resamples, seed, quiet, as_json, **backend_flags) -> None:
+    """Run a reviewer (backend + model) on a task and score it.
+
+    Backend flags (--base-url, --lora, ...) come from the registered backends' options."""
     from peerbench.pipeline.execute import execute, plan_run
 
-    options = parse_backend_args(backend_args)
-    for name, value in (("base_url", base_url), ("api_key_env", api_key_env), ("lora", lora), ("project", project),
-                        ("location", location), ("thinking_budget", thinking_budget)):
-        if value is not None:
-            options[name] = value
+    options = {**parse_backend_args(backend_args), **options_from_flags(backend_flags)}
     plan_kwargs = dict(backend_options=options, include_paths=include_path, out=out, limit=limit,
                        ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
                        split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,

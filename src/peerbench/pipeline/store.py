@@ -136,15 +136,31 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                             "created REAL NOT NULL, model TEXT)")
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-            if "model" not in columns:  # a cache written before models were recorded
-                self._db.execute("ALTER TABLE responses ADD COLUMN model TEXT")
-            self._db.commit()
+            self._prepare_schema()
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
+
+    def _prepare_schema(self, tries: int = 20) -> None:
+        """WAL mode and the table, tolerating other runs opening the same cache at the same moment:
+        switching to WAL can be refused while another connection holds the file (SQLite does not
+        wait on it), and two old caches can race to add the model column."""
+        for attempt in range(tries):
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                                 "created REAL NOT NULL, model TEXT)")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+                if "model" not in columns:  # a cache written before models were recorded
+                    self._db.execute("ALTER TABLE responses ADD COLUMN model TEXT")
+                self._db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" in str(exc):
+                    return
+                if "locked" not in str(exc) or attempt == tries - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _unusable(self, exc: Exception) -> ConfigError:
         return ConfigError(f"{self.path}: the response cache is unusable ({exc}); point PEERBENCH_HOME at a "
