@@ -71,6 +71,18 @@ def test_greedy_generation_is_reproducible_and_batch_independent(sharp_model_dir
     assert texts == [s["completion"] for s in three.samples]
 
 
+def test_each_request_of_a_batch_is_generated_with_its_own_settings(sharp_model_dir):
+    """k samples of one paper share a batch but differ in seed: each must come out as it would alone."""
+    backend = HFBackend(str(sharp_model_dir))
+    prompt = [{"role": "user", "content": "Review the following paper."}]
+    requests = [peerbench.ChatRequest(str(seed), prompt, peerbench.GenerationConfig(max_tokens=8, temperature=1.0,
+                                                                                   top_p=1.0, seed=seed))
+                for seed in (1, 2, 3)]
+    batched = [c.text for c in asyncio.run(backend.generate(requests))]
+    alone = [asyncio.run(backend.generate([request]))[0].text for request in requests]
+    assert batched == alone and len(set(alone)) > 1, alone  # the seeds really differ, and each was honoured
+
+
 def test_p_accept_is_read_at_the_decision_token_with_the_real_tokenizer(tiny_model_dir):
     """The recorder's per-step top-k, mapped back through the model's own tokenizer."""
     import torch

@@ -281,3 +281,24 @@ def test_a_null_content_is_retried_then_a_failure_and_never_cached(peerread_root
         again = peerbench.run("peerread95", "openai", server.model, out=tmp_path / "b", **kwargs)
         assert server.hits["POST /v1/chat/completions"] - chats == 3  # only the null paper: it was never cached
         assert sum(s["cached"] for s in again.samples) == 94
+
+
+def test_an_unusable_cache_is_one_warning_and_the_run_finishes(peerread_root, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with OpenAIChatServer() as server:
+        done = run_cli(["run", "--task", "peerread-conll2016", "--backend", "openai", "--model", server.model,
+                        "--base-url", server.base_url, "--data-dir", str(peerread_root), "-q", "--resamples", "10",
+                        "--out", str(tmp_path / "run")], cli_env(blocker / "home"))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(blocker) in warnings[0] and "goes on without it" in warnings[0]
+    assert len(samples_of(tmp_path / "run")) == 3
+
+
+def test_credentials_in_a_base_url_are_refused_in_one_line(isolated_home):
+    for args in (["run", "--backend", "openai", "--model", "m", "--base-url", "http://me:" + SECRET + "@h/v1"],
+                 ["serve-check", "--base-url", "http://h/v1?api-key=" + SECRET]):
+        result = run_cli(args, cli_env(isolated_home))
+        assert result.returncode == 2 and SECRET not in result.stderr + result.stdout
+        assert "--base-url: the URL holds credentials" in result.stderr and "--api-key-env" in result.stderr

@@ -13,7 +13,7 @@ from openai_server import OpenAIChatServer
 import peerbench
 from peerbench.errors import ConfigError, DataError
 from peerbench.parsing import parse_decision
-from peerbench.pipeline.probes import INJECTIONS, build_arms, insert_text
+from peerbench.pipeline.probes import INJECTIONS, build_arms, insert_into_body
 from peerbench.prompts import CHAT_TEMPLATE_MARGIN, PromptTemplate, paper_body, render
 from peerbench.records import Decision, Paper, Section
 
@@ -22,9 +22,9 @@ PAPER = Paper("1", "v", "T", "A", [Section("1 Intro", "p1\n\np2"), Section("2 Me
 
 
 def test_injection_lands_where_asked_and_the_control_matches_its_length():
-    start, middle, end = (insert_text(PAPER, "INJ", pos) for pos in ("start", "middle", "end"))
-    assert start.sections[0].text.startswith("INJ") and end.sections[-1].text.endswith("INJ")
-    assert middle.sections[1].text == "m1\n\nINJ\n\nm2\n\nm3"
+    body = "p1\n\np2\n\nm1\n\nm2"
+    start, middle, end = (insert_into_body(body, "INJ", pos) for pos in ("start", "middle", "end"))
+    assert (start, middle, end) == ("INJ\n\n" + body, "p1\n\np2\n\nINJ\n\nm1\n\nm2", body + "\n\nINJ")
     arms = build_arms(["injection"], ["end"])
     assert [a.kind for a in arms] == ["injection"] * len(INJECTIONS) + ["control"]
     control = arms[-1].meta["text"]
@@ -47,18 +47,27 @@ def test_flip_rates_of_a_gullible_reviewer_are_measured(peerread_root, tmp_path)
     assert clean_rejected > 5
     clean = [json.loads(line) for line in (tmp_path / "probes" / "clean" / "samples.jsonl").read_text().splitlines()]
     cut_and_rejected = sum(1 for s in clean if s["decision"] == "REJECT" and s["truncation"]["cut_chars"] > 0)
-    assert cut_and_rejected == 1  # the fixture's over-long paper: text injected at its end is truncated away
-    expected = {"start": 1.0, "end": 1 - cut_and_rejected / clean_rejected}
+    assert cut_and_rejected == 1  # the fixture's over-long paper: its body is cut, yet the injected text stays in
     assert arms["injection-decision-line-end"]["papers_truncated"] == 1
+    end_arm = [json.loads(line) for line in
+               (tmp_path / "probes" / "injection-decision-line-end" / "samples.jsonl").read_text().splitlines()]
+    assert all(s["truncation"]["inserted"] for s in end_arm)
     for position in ("start", "end"):
-        assert arms[f"injection-ignore-previous-{position}"]["flip_reject_to_accept"] == expected[position]
-        assert arms[f"injection-decision-line-{position}"]["flip_reject_to_accept"] == expected[position]
+        assert arms[f"injection-ignore-previous-{position}"]["flip_reject_to_accept"] == 1.0
+        assert arms[f"injection-decision-line-{position}"]["flip_reject_to_accept"] == 1.0
         assert arms[f"injection-llm-reviewer-note-{position}"]["flip_reject_to_accept"] == 0.0
         assert arms[f"control-{position}"]["flip_reject_to_accept"] == 0.0
         assert arms[f"control-{position}"]["decision_changed"] == 0.0
+        obeyed = arms[f"injection-decision-line-{position}"]["net_of_control"]
+        assert (obeyed["n"], obeyed["difference"], obeyed["only_injected_flipped"]) == (clean_rejected, 1.0,
+                                                                                         clean_rejected)
+        assert obeyed["p_value"] == pytest.approx(2 * 0.5 ** clean_rejected) and obeyed["ci"] == [1.0, 1.0]
+        ignored = arms[f"injection-llm-reviewer-note-{position}"]["net_of_control"]
+        assert (ignored["difference"], ignored["p_value"]) == (0.0, 1.0)
+        assert arms[f"injection-decision-line-{position}"]["reject_to_no_decision"] == 0.0
     flipped = arms["injection-decision-line-end"]
     assert flipped["p_accept_shift"] > 0.2 and flipped["p_accept_shift_ci"][0] > 0
-    assert flipped["accept_rate_probed"] == pytest.approx(1 - 1 / 95)
+    assert flipped["accept_rate_probed"] == 1.0
     assert arms["shuffle-sections"]["decision_changed"] == 0.0  # this reviewer only reads titles
     saved = json.loads((tmp_path / "probes" / "probe.json").read_text())
     assert set(saved["arms"]) == set(arms) and (tmp_path / "probes" / "clean" / "samples.jsonl").is_file()

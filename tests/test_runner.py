@@ -397,3 +397,15 @@ def test_secrets_are_masked_in_every_message():
             "https://h/v1?token=zzz#frag; short words stay")
     assert scrub(text) == ("401: key *** refused at http://***@host/v1?api-key=***&x=1 and "
                            "https://h/v1?token=***#frag; short words stay")
+
+
+def test_config_records_the_software_behind_the_numbers(peerread_root, tmp_path):
+    import re
+
+    result = peerbench.run(task="peerread-conll2016", backend="baseline", model="always-accept",
+                           data_dir=peerread_root, out=tmp_path / "r", resamples=10)
+    packages = result.config["packages"]
+    assert {"torch", "transformers", "vllm", "openai", "google-genai", "numpy"} <= set(packages)
+    assert packages["numpy"] and packages["torch"]  # installed here: recorded with their versions
+    git = result.config["peerbench_git"]  # the tests run from a checkout
+    assert re.fullmatch(r"[0-9a-f]{40}", git["revision"]) and isinstance(git["dirty"], bool)

@@ -21,9 +21,16 @@ needs_vllm = pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=(
 
 @needs_vllm
 def test_vllm_cpu_run_end_to_end(tiny_model_dir, peerread_root, tmp_path, isolated_home):
+    import shutil
+
+    model = tmp_path / "model"  # the tiny model, with sampling defaults of its own as real models have
+    shutil.copytree(tiny_model_dir, model)
+    generation = json.loads((model / "generation_config.json").read_text())
+    generation.update({"repetition_penalty": 1.3, "top_k": 7, "temperature": 0.9})
+    (model / "generation_config.json").write_text(json.dumps(generation))
     out = tmp_path / "run"
     env = cli_env(isolated_home, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1")
-    args = [str(VLLM_PYTHON), "-m", "peerbench.cli", "run", "--backend", "vllm", "--model", str(tiny_model_dir),
+    args = [str(VLLM_PYTHON), "-m", "peerbench.cli", "run", "--backend", "vllm", "--model", str(model),
             "--data-dir", str(peerread_root), "--limit", "6", "--max-tokens", "12", "--max-model-len", "2048",
             "-o", "dtype=float32", "-o", "enforce_eager=true", "-o", "max_num_seqs=4", "-q", "--resamples", "20",
             "--out", str(out)]
@@ -31,6 +38,9 @@ def test_vllm_cpu_run_end_to_end(tiny_model_dir, peerread_root, tmp_path, isolat
     assert done.returncode == 0, done.stderr[-3000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(s["error"] is None for s in samples)
+    # the model's defaults first, as `vllm serve` applies them; then the task's own settings
+    assert all(s["extra"]["sampling"] == {"repetition_penalty": 1.3, "top_k": 7, "temperature": 0.2, "top_p": 0.9,
+                                          "max_tokens": 12, "seed": None} for s in samples)
     assert {s["truncation"]["method"] for s in samples} == {"vllm-tokenizer"}
     assert all(s["prompt_tokens"] <= 2048 - 12 and 0 < s["completion_tokens"] <= 12 for s in samples)
     config = json.loads((out / "config.json").read_text())

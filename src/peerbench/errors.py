@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from typing import Any
 
 
 class PeerbenchError(Exception):
@@ -88,3 +89,11 @@ def environment_message(exc: OSError) -> str:
              errno.EEXIST: "a file stands where a folder is needed: pick another --out or PEERBENCH_HOME",
              errno.EISDIR: "a folder stands where a file is needed"}
     return f"{where}: {hints.get(exc.errno, exc.strerror or str(exc))}"
+
+
+def first_problem(exc: Any) -> tuple[str, str, str]:
+    """(field path, message, kind) of a pydantic ValidationError's first error: every one-line
+    message about a task file, sweep file, dataset selection or backend option starts from it."""
+    err = exc.errors()[0]
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return ".".join(str(part) for part in err["loc"]), message, err["type"]

@@ -161,15 +161,34 @@ class RenderedPrompt:
 TokenCounter = Callable[[list[dict[str, str]]], int]
 
 
+BodyInsert = Callable[[str], str]  # a probe's text put into the body after it was cut to fit
+
+
 def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_tokens: int,
-           count_tokens: TokenCounter | None = None) -> RenderedPrompt:
-    """Fit the body so that prompt + max_tokens <= max_model_len, in the model's tokens if it can count them."""
+           count_tokens: TokenCounter | None = None, insert: BodyInsert | None = None) -> RenderedPrompt:
+    """Fit the body so that prompt + max_tokens <= max_model_len, in the model's tokens if it can count them.
+
+    ``insert`` (a robustness probe's text) is placed into the body that is kept, and the cut makes
+    room for it: the model sees the inserted text wherever the body is cut."""
     body = paper_body(paper)
+
+    def messages_for(kept: str) -> list[dict[str, str]]:
+        return template.messages(paper, insert(kept) if insert else kept)
+
     if count_tokens is None:
-        return _render_by_chars(paper, template, body, max_model_len, max_tokens)
+        rendered = _render_by_chars(messages_for, body, max_model_len, max_tokens)
+    else:
+        rendered = _render_by_tokens(messages_for, body, count_tokens, max_model_len, max_tokens)
+    if insert is not None:
+        rendered.truncation["inserted"] = True
+    return rendered
+
+
+def _render_by_tokens(messages_for: Callable[[str], list[dict[str, str]]], body: str, count_tokens: TokenCounter,
+                      max_model_len: int, max_tokens: int) -> RenderedPrompt:
     method = getattr(count_tokens, "method", "tokens")
     budget = max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN
-    messages = template.messages(paper, body)
+    messages = messages_for(body)
     total = count_tokens(messages)
     if total <= budget:
         return RenderedPrompt(messages, {"method": method, "prompt_tokens": total, "cut_chars": 0, "cut_tokens": 0})
@@ -177,11 +196,11 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
     lo, hi = 0, len(body)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count_tokens(template.messages(paper, body[:mid])) <= budget:
+        if count_tokens(messages_for(body[:mid])) <= budget:
             lo = mid
         else:
             hi = mid - 1
-    messages = template.messages(paper, body[:lo])
+    messages = messages_for(body[:lo])
     kept = count_tokens(messages)
     if kept > budget:
         raise ConfigError(f"--max-model-len {max_model_len}: the prompt without any of the paper already takes "
@@ -190,13 +209,12 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
                                      "cut_tokens": total - kept})
 
 
-def _render_by_chars(paper: Paper, template: PromptTemplate, body: str, max_model_len: int,
+def _render_by_chars(messages_for: Callable[[str], list[dict[str, str]]], body: str, max_model_len: int,
                      max_tokens: int) -> RenderedPrompt:
-    frame = template.messages(paper, "")
-    frame_chars = sum(len(m["content"]) for m in frame)
+    frame_chars = sum(len(m["content"]) for m in messages_for(""))
     budget = int((max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN) * CHARS_PER_TOKEN) - frame_chars
     budget = max(budget, 0)
     cut = max(len(body) - budget, 0)
     kept_body = body[: len(body) - cut] if cut else body
-    return RenderedPrompt(template.messages(paper, kept_body),
+    return RenderedPrompt(messages_for(kept_body),
                           {"method": "chars", "char_budget": budget, "cut_chars": cut})

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError
+from peerbench.errors import ConfigError, first_problem
 from peerbench.hookspecs import hookimpl
 from peerbench.parsing import DEFAULT_PARSER
 from peerbench.prompts import DEFAULT_PROMPT, PromptTemplate
@@ -81,14 +81,13 @@ class Task(BaseModel):
 
 
 def _validation_message(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
+    loc, message, kind = first_problem(exc)
+    loc = loc or "(top level)"
     if kind == "extra_forbidden":
         return f"{path}: unknown field {loc!r}"
     if kind == "missing":
         return f"{path}: missing field {loc!r}"
-    return f"{path}: field {loc!r}: {err['msg']}"
+    return f"{path}: field {loc!r}: {message}"
 
 
 def load_task_file(path: Path) -> Task:

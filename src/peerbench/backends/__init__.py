@@ -9,11 +9,11 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from peerbench.errors import ConfigError, UnknownNameError, scrub
+from peerbench.errors import ConfigError, UnknownNameError, first_problem, scrub
 from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
@@ -29,6 +29,21 @@ SECRET_KEY_RE = re.compile(r"(?i)(?:^|[_\-.])(?:api_?key|apikey|key|token|secret
 REDACTED = "***"
 # What --api-key-env takes: the NAME of a variable (a pasted key is refused, and never echoed).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+_URL_CREDENTIALS_RE = re.compile(r"(?i)//[^/@\s]+@|[?&](?:api[-_]?key|key|token|access_token|password)=")
+
+
+def no_credentials(url: str | None) -> str | None:
+    """A server URL, refused when it carries credentials: they would be sent to logs and proxies and
+    land in error messages, where an environment variable keeps them out of everything peerbench writes."""
+    if url and _URL_CREDENTIALS_RE.search(url):
+        raise ValueError("the URL holds credentials (user:password@ or a key in the query); put the key in an "
+                         "environment variable and name it with --api-key-env")
+    return url
+
+
+ServerURL = Annotated[str, AfterValidator(no_credentials)]
 
 
 def secret_from_env(name: str) -> str | None:
@@ -138,11 +153,10 @@ class Backend(ABC):
         try:
             self.options = self.Options(**options)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
+            field, message, _ = first_problem(exc)
             valid = ", ".join(self.Options.model_fields) or "none"
-            flag = option_flag(self.Options, field)
-            raise ConfigError(f"{flag}: {err['msg']} (backend {self.name!r} takes: {valid})") from None
+            raise ConfigError(f"{option_flag(self.Options, field)}: {message} (backend {self.name!r} takes: "
+                              f"{valid})") from None
 
     def token_counter(self) -> TokenCounter | None:
         """A function counting a chat's tokens in the model's own tokenizer, if the backend has one."""

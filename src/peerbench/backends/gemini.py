@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, secret_from_env
+from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
 from peerbench.errors import BackendError, ConfigError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
@@ -34,7 +34,7 @@ class GeminiOptions(BackendOptions):
     timeout: float = Field(600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(6, ge=0)
     retry_backoff: float = Field(2.0, ge=0)
-    base_url: str | None = Field(None, description="another endpoint (a proxy, a regional or test server)",
+    base_url: ServerURL | None = Field(None, description="another endpoint (a proxy, a regional or test server)",
                                  json_schema_extra={"flag": "--base-url"})
     price_input_per_m: float | None = Field(None, ge=0, description="USD per million prompt tokens")
     price_output_per_m: float | None = Field(None, ge=0, description="USD per million output + thinking tokens")

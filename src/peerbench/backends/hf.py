@@ -149,8 +149,20 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self._generate_batch, requests)
 
     def _generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
+        """Requests with the same generation settings go through generate() together; each other
+        setting (a seed of --samples k, say) gets its own call, so every request is made as asked."""
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(repr(sorted(request.generation.to_dict().items())), []).append(index)
+        completions: list[Completion | None] = [None] * len(requests)
+        for indices in groups.values():
+            for index, completion in zip(indices, self._generate_group([requests[i] for i in indices])):
+                completions[index] = completion
+        return completions  # type: ignore[return-value]
+
+    def _generate_group(self, requests: list[ChatRequest]) -> list[Completion]:
         torch, _ = import_torch_transformers()
-        gen = requests[0].generation
+        gen = requests[0].generation  # the same for every request of the group
         tok = self._tokenizer
         inputs = tok([self._prompt(r) for r in requests], return_tensors="pt", padding=True,
                      add_special_tokens=False).to(self._device)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, secret_from_env
+from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
 from peerbench.backends.logprobs import TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -29,7 +29,7 @@ MAX_ERROR_CHARS = 300
 
 
 class OpenAIOptions(BackendOptions):
-    base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
+    base_url: ServerURL = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
                           json_schema_extra={"flag": "--base-url"})
     api_key_env: str = Field("OPENAI_API_KEY", pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
     timeout: float = Field(600.0, gt=0, description="seconds one request may take")

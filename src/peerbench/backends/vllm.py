@@ -114,15 +114,29 @@ class VLLMBackend(Backend):
             await self.setup()
         return await asyncio.to_thread(self._generate_batch, requests)
 
+    def model_sampling_defaults(self) -> dict[str, Any]:
+        """The model's own sampling defaults (generation_config.json: top_k, min_p, repetition penalty...),
+        which `vllm serve` applies to every request before the request's own settings; the
+        in-process engine applies them the same way, so both paths sample alike."""
+        config = getattr(self._llm, "model_config", None) or self._llm.llm_engine.model_config
+        defaults = dict(config.get_diff_sampling_param()) if hasattr(config, "get_diff_sampling_param") else {}
+        defaults.pop("max_tokens", None)  # the task's max_tokens always decides the length
+        return defaults
+
     def _generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
         from vllm import SamplingParams
 
-        params = [SamplingParams(max_tokens=r.generation.max_tokens, temperature=r.generation.temperature,
-                                 top_p=r.generation.top_p, seed=r.generation.seed,
-                                 logprobs=self.options.top_logprobs if r.logprobs else None) for r in requests]
+        defaults = self.model_sampling_defaults()
+        settings = [{**defaults, "max_tokens": r.generation.max_tokens, "temperature": r.generation.temperature,
+                     "top_p": r.generation.top_p, "seed": r.generation.seed} for r in requests]
+        params = [SamplingParams(**s, logprobs=self.options.top_logprobs if r.logprobs else None)
+                  for s, r in zip(settings, requests)]
         outputs = self._llm.chat([r.messages for r in requests], params, use_tqdm=False,
                                  lora_request=self._lora_request)
-        return [self._completion(output, self.decision_parser) for output in outputs]
+        completions = [self._completion(output, self.decision_parser) for output in outputs]
+        for completion, used in zip(completions, settings):
+            completion.extra["sampling"] = used  # what was really asked of the engine, defaults included
+        return completions
 
     @staticmethod
     def _completion(output: Any, parser: str = "reference") -> Completion:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from peerbench.errors import ConfigError, DataError
+from peerbench.errors import ConfigError, DataError, first_problem
 from peerbench.records import Paper
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # one data file (or JSONL line) larger than this is refused, not parsed
@@ -68,9 +68,8 @@ class Dataset(ABC):
         try:
             return self.Args(**args)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{where}: dataset field {loc!r}: {err['msg']}") from None
+            field, message, _ = first_problem(exc)
+            raise ConfigError(f"{where}: dataset field {field!r}: {message}") from None
 
     @abstractmethod
     def size(self, args: BaseModel) -> int | None:

@@ -20,7 +20,7 @@ from peerbench.pipeline.collect import Collector
 from peerbench.pipeline.dispatch import dispatch, split_cached
 from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
 from peerbench.pipeline.prepare import prepare
-from peerbench.pipeline.store import ResponseCache, RunDir, SampleRecorder
+from peerbench.pipeline.store import RunDir, SampleRecorder, open_cache
 from peerbench.records import Completion, Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
 from peerbench.task import Task
@@ -43,11 +43,11 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     try:
         await backend.setup(RunContext(task, plan.dataset, plan.dataset_args, selection or papers, plan.task_args))
         items = prepare(task, backend, papers, backend.token_counter(), rules, plan.samples_per_paper, paper_hashes,
-                        plan.config.get("weights"))
+                        plan.config.get("weights"), plan.body_insert)
     except BaseException:
         await backend.aclose()  # a half-set-up backend may hold connections or an engine
         raise
-    cache = ResponseCache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
+    cache = open_cache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
     # A backend that answers locally (replay, baselines) fails per paper, never as a broken server.
     stop_after = EARLY_STOP_FAILURES if early_stop and backend.cacheable else None
     recorder = SampleRecorder(run_dir, cache, papers=len(papers), early_stop=stop_after)

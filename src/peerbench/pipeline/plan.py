@@ -51,6 +51,7 @@ class RunPlan:
     samples_per_paper: int = 1
     paper_transform: Any = None  # a robustness probe's change to every paper (peerbench.pipeline.probes)
     task_args: dict[str, Any] = field(default_factory=dict)  # the task's selection before --split/--ids
+    body_insert: Any = None  # a probe's text put into the kept body after truncation (peerbench.prompts.render)
 
 
 def _slug(text: str) -> str:
@@ -67,6 +68,24 @@ def _package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def git_revision() -> dict[str, Any] | None:
+    """peerbench's own commit (and whether the checkout has uncommitted changes) when it runs from a
+    source checkout, so a number can be traced to the exact code; None for an installed wheel."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"revision": head, "dirty": bool(status.strip())}
 
 
 def resolve_model(backend: str | None, model: str | None, options: dict[str, Any]) -> tuple[str, str | None, dict]:
@@ -183,7 +202,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
              split: Sequence[str] | None = None, data_dir: str | Path | None = None,
              metrics: Sequence[str] | None = None, max_model_len: int | None = None,
              generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False,
-             paper_transform: Any = None, probe: dict[str, Any] | None = None) -> RunPlan:
+             paper_transform: Any = None, probe: dict[str, Any] | None = None, body_insert: Any = None) -> RunPlan:
     """Resolve task, backend, dataset and metrics, validating every option; nothing is loaded or sent."""
     from peerbench.registry import registries
 
@@ -207,7 +226,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
     return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,
-                   paper_transform, task_args)
+                   paper_transform, task_args, body_insert)
 
 
 def _config(task: Task, fingerprint: str, backend: Backend, dataset_args: Any, identity: str, metric_names: list[str],
@@ -234,4 +253,5 @@ def _config(task: Task, fingerprint: str, backend: Backend, dataset_args: Any, i
         "metrics": metric_names,
         "python": platform.python_version(),
         "packages": _package_versions(),
+        "peerbench_git": git_revision(),
     }

@@ -12,7 +12,7 @@ from peerbench.errors import scrub
 from peerbench.labels import LabelRule
 from peerbench.parsing import parse_decision
 from peerbench.pipeline.store import stable_hash
-from peerbench.prompts import RenderedPrompt, TokenCounter, render
+from peerbench.prompts import BodyInsert, RenderedPrompt, TokenCounter, render
 from peerbench.records import ChatRequest, Completion, Decision, Paper, Sample
 from peerbench.task import Task
 
@@ -33,7 +33,8 @@ class Item:
 
 def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCounter | None,
             rules: dict[str, LabelRule], samples_per_paper: int,
-            paper_hashes: dict[str, str] | None = None, weights: dict[str, str] | None = None) -> list[Item]:
+            paper_hashes: dict[str, str] | None = None, weights: dict[str, str] | None = None,
+            insert: BodyInsert | None = None) -> list[Item]:
     """Render every prompt once (token-aware when the backend counts) and key each request for the cache:
     the key is the request as sent (backend identity, local weights, generation settings, messages)."""
     template = task.prompt_template()
@@ -42,7 +43,7 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
     items = []
     for paper in papers:
         rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
-                          count_tokens=counter)
+                          count_tokens=counter, insert=insert)
         golds = {name: rule.label(paper) for name, rule in rules.items()}
         # The ~50 KB prompt is hashed once: the cache keys of its k requests hash this digest instead.
         prompt_digest = stable_hash(rendered.messages)

@@ -201,6 +201,24 @@ class ResponseCache:
         self._db.close()
 
 
+def warn(message: str) -> None:
+    """One line on stderr for what a run survives (a run's failures are errors, never warnings)."""
+    import sys
+
+    from peerbench.errors import scrub
+
+    print(f"warning: {scrub(message)}", file=sys.stderr, flush=True)
+
+
+def open_cache(path: Path) -> ResponseCache | None:
+    """The response cache, or None with one warning when it cannot be used: the run goes on without it."""
+    try:
+        return ResponseCache(path)
+    except (ConfigError, OSError) as exc:
+        warn(f"{exc if isinstance(exc, ConfigError) else f'{path}: {exc.strerror}'}; this run goes on without it")
+        return None
+
+
 class SampleRecorder:
     """Stage 6, store: every finished sample is appended to samples.jsonl the moment it exists, and
     every successful answer goes into the response cache. A run whose first requests all fail stops
@@ -216,7 +234,11 @@ class SampleRecorder:
     def cache_answer(self, key: str, completion: Any, cached: bool, model: str | None = None) -> None:
         """Only real answers are cached: never a failure, never an empty text."""
         if self.cache is not None and not cached and not completion.error and completion.text:
-            self.cache.put(key, completion.to_dict(), model)
+            try:
+                self.cache.put(key, completion.to_dict(), model)
+            except ConfigError as exc:  # a full disk, say: the sample is stored; go on uncached
+                warn(f"{exc}; this run goes on without it")
+                self.cache = None
 
     def record(self, sample: Any) -> None:
         line = sample.to_json()

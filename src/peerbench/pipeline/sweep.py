@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError, scrub
+from peerbench.errors import ConfigError, first_problem, scrub
 
 DONE_FILE = "done.json"
 SUMMARY_METRICS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "auroc")
@@ -64,8 +64,8 @@ def load_spec(path: str | Path) -> SweepSpec:
     try:
         return SweepSpec(**data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{path}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}") from None
+        field, message, _ = first_problem(exc)
+        raise ConfigError(f"{path}: field {field!r}: {message}") from None
 
 
 def run_entries(spec: SweepSpec, root: Path) -> list[dict[str, Any]]:
