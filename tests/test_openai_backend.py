@@ -302,3 +302,23 @@ def test_credentials_in_a_base_url_are_refused_in_one_line(isolated_home):
         result = run_cli(args, cli_env(isolated_home))
         assert result.returncode == 2 and SECRET not in result.stderr + result.stdout
         assert "--base-url: the URL holds credentials" in result.stderr and "--api-key-env" in result.stderr
+
+
+def test_a_model_saved_again_at_the_same_path_is_requested_again_on_the_same_command(peerread_root, tmp_path,
+                                                                                    isolated_home):
+    model = tmp_path / "student"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    (model / "model.safetensors").write_bytes(b"\x10" * 64)
+    with OpenAIChatServer(model=str(model)) as server:  # a server that serves the folder, as vllm serve does
+        args = ["run", "--task", "peerread-conll2016", "--backend", "openai", "--model", str(model), "--base-url",
+                server.base_url, "--data-dir", str(peerread_root), "-q", "--resamples", "10", "--json"]
+        env = cli_env(isolated_home, OPENAI_API_KEY="unused")
+        first = run_cli(args, env)
+        assert first.returncode == 0 and server.hits["POST /v1/chat/completions"] == 3
+        assert run_cli(args, env).returncode == 0 and server.hits["POST /v1/chat/completions"] == 3  # unchanged
+        (model / "model.safetensors").write_bytes(b"\x11" * 64)  # retrained in place: same size, same path
+        third = run_cli(args, env)
+        assert third.returncode == 0 and server.hits["POST /v1/chat/completions"] == 6  # cache missed, as it must
+    dirs = sorted(p.name for p in (isolated_home.parent / "peerbench-runs").iterdir())
+    assert len(dirs) == 2  # the default run directory follows the weights

@@ -212,9 +212,10 @@ class OpenAIBackend(Backend):
         message = getattr(choice, "message", None)
         if message is None:
             raise _Malformed("the first choice has no message")
-        if message.content is None:  # no review: retried, then a failed paper, never a cached success
+        if not message.content:  # no review: retried, then a failed paper, never a cached success
             refusal = getattr(message, "refusal", None)
-            raise _Malformed("the reply's message content is null" + (f" (refusal: {refusal})" if refusal else ""))
+            what = "null" if message.content is None else "empty"
+            raise _Malformed(f"the reply's message content is {what}" + (f" (refusal: {refusal})" if refusal else ""))
         text = message.content
         p_accept = None
         extra: dict[str, Any] = {}
