@@ -226,19 +226,24 @@ def test_a_secret_inside_an_option_value_is_kept_out_of_every_file(peerread_root
     assert SECRET not in done.stdout + done.stderr
 
 
-def test_extra_body_and_tokenizer_are_part_of_the_identity_and_the_cache_key(peerread_root, tmp_path):
+def test_extra_body_and_tokenizer_are_part_of_the_identity_and_the_cache_key(peerread_root, tmp_path,
+                                                                             isolated_home):
     with OpenAIChatServer() as server:
-        def run(**extra):
-            return peerbench.run("peerread-conll2016", "openai", server.model, data_dir=peerread_root, resamples=10,
-                                 backend_options=options(server, **extra))
+        def run(*extra):
+            args = ["run", "--task", "peerread-conll2016", "--backend", "openai", "--model", server.model,
+                    "--base-url", server.base_url, "--data-dir", str(peerread_root), "-q", "--resamples", "10",
+                    *extra]
+            done = run_cli(args, cli_env(isolated_home, OPENAI_API_KEY="unused"))
+            assert done.returncode == 0, done.stderr
+            return done.stdout.strip().splitlines()[-1]  # "run directory: ..."
 
-        first = run(extra_body={"max_completion_tokens": 50})
+        first = run("-o", 'extra_body={"max_completion_tokens": 50}')
         assert server.hits["POST /v1/chat/completions"] == 3
-        other = run(extra_body={"max_completion_tokens": 60})
-        assert server.hits["POST /v1/chat/completions"] == 6 and other.run_dir != first.run_dir
-        assert run(extra_body={"max_completion_tokens": 50}).run_dir == first.run_dir
-        assert server.hits["POST /v1/chat/completions"] == 6  # the same request: served from the run directory
-        assert run(extra_body={"max_completion_tokens": 50}, tokenizer="chars").run_dir != first.run_dir
+        other = run("-o", 'extra_body={"max_completion_tokens": 60}')
+        assert server.hits["POST /v1/chat/completions"] == 6 and other != first
+        assert run("-o", 'extra_body={"max_completion_tokens": 50}') == first
+        assert server.hits["POST /v1/chat/completions"] == 6  # the same request: nothing sent again
+        assert run("-o", 'extra_body={"max_completion_tokens": 50}', "-o", "tokenizer=chars") != first
 
 
 def test_a_pasted_key_in_api_key_env_is_refused_without_echoing_it(isolated_home):

@@ -87,19 +87,25 @@ def test_missing_replay_rows_are_failed_papers_and_reruns_stay_incomplete_with_f
     assert len(lines) == 95 + 10  # the rerun requested exactly the 10 failed papers again
 
 
-def test_an_edited_replay_file_is_a_new_run_never_the_old_answers(peerread_root, tmp_path):
+def test_an_edited_replay_file_is_a_new_run_never_the_old_answers(peerread_root, tmp_path, isolated_home):
+    from conftest import cli_env, run_cli
+
     path = tmp_path / "gen.jsonl"
     rows = [{"id": f"{f['venue']}/{f['split']}/{f['id']}", "completion": "I recommend this paper for ACCEPTANCE."}
             for f in manifest()]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    first = peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root, resamples=10)
+    args = ["run", "--task", "peerread95", "--backend", "replay", "--model", str(path), "--data-dir",
+            str(peerread_root), "--json", "-q", "--resamples", "10"]
+    env = cli_env(isolated_home)
+    first = json.loads(run_cli(args, env).stdout)
     path.write_text(path.read_text().replace("ACCEPTANCE", "REJECTION"))
-    second = peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root, resamples=10)
-    assert first.run_dir != second.run_dir
-    assert first.metrics["decisions"]["ACCEPT"] == 95 and second.metrics["decisions"]["REJECT"] == 95
-    with pytest.raises(ConfigError, match="holds a run with different settings"):
-        peerbench.run(task="peerread95", backend="replay", model=str(path), data_dir=peerread_root,
-                      out=first.run_dir)
+    second = json.loads(run_cli(args, env).stdout)  # the same command, an edited file
+    assert first["decisions"]["ACCEPT"] == 95 and second["decisions"]["REJECT"] == 95
+    assert len(list((tmp_path / "peerbench-runs").iterdir())) == 2
+    first_dir = next(d for d in (tmp_path / "peerbench-runs").iterdir()
+                     if json.loads((d / "metrics.json").read_text())["decisions"]["ACCEPT"] == 95)
+    refused = run_cli([*args, "--out", str(first_dir)], env)
+    assert refused.returncode == 2 and "holds a run with different settings" in refused.stderr
 
 
 def test_report_scores_the_selection_the_last_run_scored(peerread_root, tmp_path):

@@ -37,7 +37,8 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     for name in baselines:
         table.add_column(name, justify="right", style="dim")
     proba = {"auroc", "average_precision", "brier", "ece"}
-    with_p = f" (n={overall.get('n_with_p_accept', '?')} with P)"
+    n_with_p = overall.get("n_with_p_accept")
+    with_p = f" (n={n_with_p} with P)" if n_with_p == overall["n"] else f" (ONLY {n_with_p} of {overall['n']} with P)"
     for name in SHOWN:
         if name not in overall["metrics"]:
             continue
