@@ -135,3 +135,26 @@ def test_report_loads_in_headless_chromium(two_runs, tmp_path):
     shot = subprocess.run([*flags, "--window-size=1200,1600", f"--screenshot={tmp_path / 'report.png'}", url],
                           capture_output=True, text=True, timeout=120)
     assert shot.returncode == 0 and (tmp_path / "report.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_run_report_html_and_compare_print_the_same_intervals(peerread_root, tmp_path):
+    """The same samples give the same numbers whichever command reads them, with the run's own bootstrap."""
+    import re
+
+    replay = published_like(tmp_path / "a.jsonl", 7)
+    run = peerbench.run("peerread95", "replay", str(replay), data_dir=peerread_root, out=tmp_path / "a",
+                        backend_options={"p_accept_field": "p"}, resamples=300, seed=7)
+    stored = tmp_path / "a" / "samples.jsonl"  # as a concurrent backend writes it: in completion order
+    stored.write_text("\n".join(reversed(stored.read_text().splitlines())) + "\n")
+    other = peerbench.run("peerread95", "baseline", "always-accept", data_dir=peerread_root, out=tmp_path / "b",
+                          resamples=300, seed=7)
+    reported = peerbench.report(tmp_path / "a", html=tmp_path / "a.html")
+    compared = peerbench.compare([tmp_path / "a", other.run_dir])
+    rule = "recommendation>=4"
+    for name in ("f1", "balanced_accuracy", "auroc"):
+        expected = run.metrics["label_rules"][rule]["overall"]["metrics"][name]
+        assert reported["label_rules"][rule]["overall"]["metrics"][name] == expected
+        assert compared["runs"][0]["metrics"][name] == expected
+    assert reported["bootstrap"] == {"resamples": 300, "seed": 7, "confidence": 0.95}
+    page = (tmp_path / "a.html").read_text()
+    assert re.search(r"auroc \(\d+ of 95 papers with P\)", page)

@@ -71,12 +71,17 @@ def cli() -> None:
     """
 
 
-def resamples_option(minimum: int = 0) -> Callable:
+def resamples_option(minimum: int = 0, *, the_runs_own: bool = False) -> Callable:
+    """--resamples; for commands that rescore a run, the default is the run's own (its metrics.json)."""
+    if the_runs_own:
+        return click.option("--resamples", type=click.IntRange(min=minimum), default=None,
+                            help=f"Bootstrap resamples (default: the run's own, else {DEFAULT_RESAMPLES}).")
     return click.option("--resamples", type=click.IntRange(min=minimum), default=DEFAULT_RESAMPLES, show_default=True,
                         help="Bootstrap resamples for the intervals.")
 
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+runs_seed_option = click.option("--seed", type=int, default=None, help="Bootstrap seed (default: the run's own).")
 include_path_option = click.option("--include-path", multiple=True, type=click.Path(),
                                    help="Folder or file of extra task YAML.")
 data_dir_option = click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None,

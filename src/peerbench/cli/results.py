@@ -15,7 +15,7 @@ from peerbench.cli.common import (
     friendly_errors,
     json_option,
     resamples_option,
-    seed_option,
+    runs_seed_option,
 )
 
 
@@ -25,8 +25,8 @@ from peerbench.cli.common import (
               help="Write one self-contained HTML page (figures embedded) here.")
 @click.option("--png", "png_dir", type=click.Path(), default=None, help="Write the figures as PNG files here.")
 @click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
-@resamples_option()
-@seed_option
+@resamples_option(the_runs_own=True)
+@runs_seed_option
 @json_option("the metrics")
 @friendly_errors
 def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) -> None:
@@ -53,8 +53,8 @@ def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) ->
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--label-rule", default=None, help="Gold label rule (default: the first run's).")
-@resamples_option(minimum=1)
-@seed_option
+@resamples_option(minimum=1, the_runs_own=True)
+@runs_seed_option
 @json_option("the comparison")
 @friendly_errors
 def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from peerbench.errors import ConfigError
 from peerbench.records import Decision
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 
 PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
 
@@ -21,12 +20,12 @@ PAIRED_METRICS = ("f1", "accuracy", "balanced_accuracy")
 def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]]:
     """Each run's answered samples by id: a failed request is no answer to pair with another run's."""
     from peerbench.pipeline.store import read_run
-    from peerbench.reporting.scoring import is_answered
+    from peerbench.reporting.scoring import is_answered, selected
 
     runs = []
     for run_dir in run_dirs:
         config, samples = read_run(run_dir)
-        answered = {s["id"]: s for s in samples if is_answered(s)}
+        answered = {s["id"]: s for s in selected(config, samples) if is_answered(s)}
         if not answered:
             raise ConfigError(f"{run_dir}: no answered samples yet")
         runs.append((str(run_dir), config, answered))
@@ -84,9 +83,10 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
     return out
 
 
-def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES,
-            seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
-    """Compare runs of one task on the papers all of them have; the first run is the reference."""
+def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int | None = None,
+            seed: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+    """Compare runs of one task on the papers all of them have; the first run is the reference. The
+    bootstrap is the first run's own unless told otherwise."""
     import numpy as np
     from sklearn.metrics import cohen_kappa_score
 
@@ -95,6 +95,9 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run directories")
+    from peerbench.reporting.scoring import bootstrap_settings
+
+    resamples, seed = bootstrap_settings(run_dirs[0], resamples, seed)
     runs = _load(run_dirs)
     rule = _check_same_task(runs, label_rule)
     common = set.intersection(*(set(samples) for _, _, samples in runs))
@@ -118,7 +121,8 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
         scored = score_samples(rows, label_rules=[rule], metrics=metrics, unparsed_policy=policy,
                                resamples=resamples, seed=seed, confidence=confidence)["label_rules"][rule]
         result["runs"].append({"run_dir": run_dir, "backend": config["backend"], "model": config["model"],
-                               "metrics": scored["overall"]["metrics"], "confusion": scored["overall"]["confusion"]})
+                               "metrics": scored["overall"]["metrics"], "confusion": scored["overall"]["confusion"],
+                               "n_with_p_accept": scored["overall"]["n_with_p_accept"]})
         inputs.append(score_inputs(rows, rule, policy))
 
     reference_dir, _, reference = runs[0]

@@ -12,7 +12,6 @@ from typing import Any
 
 from peerbench.errors import ConfigError, MissingDependency
 from peerbench.records import Decision
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 from peerbench.reporting.tables import SHOWN, VENUE_COLUMNS, fmt_ci, fmt_value
 
 
@@ -33,16 +32,19 @@ def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: st
 
 
 def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
-                 label_rule: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """Score the run afresh, then write the HTML page and/or the PNGs; returns the metrics."""
+                 label_rule: str | None = None, resamples: int | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+    """Score the run afresh (with the run's own bootstrap unless told otherwise), then write the HTML
+    page and/or the PNGs; returns the metrics."""
     from peerbench.pipeline.store import read_run
-    from peerbench.reporting.scoring import score_stored
+    from peerbench.reporting.scoring import bootstrap_settings, score_stored
     from peerbench.reporting.tables import answered_line, choices_text
 
     try:
         import jinja2
     except ImportError:
         raise MissingDependency("jinja2", "report") from None
+    resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
     metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
     rule = label_rule or metrics["primary_label_rule"]

@@ -129,12 +129,16 @@ def completeness(samples: Sequence[dict[str, Any]], n_papers: int | None) -> dic
 def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[str], metrics: Sequence[Metric],
                   unparsed_policy: str = "wrong", resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                   confidence: float = DEFAULT_CONFIDENCE, n_papers: int | None = None) -> dict[str, Any]:
-    """Scores of the answered samples only; failed requests are counted in ``n_failed``, never scored."""
+    """Scores of the answered samples only; failed requests are counted in ``n_failed``, never scored.
+
+    Rows are taken in the order of their ids: the bootstrap draws row positions, so the same samples
+    read in another order (completion order in samples.jsonl, task order in a run) would otherwise
+    give other intervals from `run`, `report` and `compare`."""
     from peerbench.labels import get_label_rule
 
     if unparsed_policy not in UNPARSED_POLICIES:
         raise ConfigError(f"unparsed policy {unparsed_policy!r}: valid choices: {', '.join(UNPARSED_POLICIES)}")
-    answered = [s for s in samples if is_answered(s)]
+    answered = sorted((s for s in samples if is_answered(s)), key=lambda s: str(s.get("id")))
     result: dict[str, Any] = {
         "primary_label_rule": label_rules[0] if label_rules else None,
         "unparsed_policy": unparsed_policy,
@@ -194,6 +198,7 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Truncation, latency and token totals, for the table under the metrics."""
     cut = [s["truncation"].get("cut_chars", 0) for s in samples if s.get("truncation")]
+    cuts = [c for c in cut if c > 0]
     methods = sorted({s["truncation"].get("method") for s in samples if s.get("truncation")})
     latencies = [s["latency_s"] for s in samples if not s.get("cached") and s.get("latency_s") is not None]
     errors = Counter(s["error"] for s in samples if s.get("error"))
@@ -201,8 +206,10 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "failures": {"count": sum(errors.values()),
                      "most_common": [{"error": e, "papers": n} for e, n in errors.most_common(3)]},
-        "truncation": {"method": ",".join(m for m in methods if m), "papers_truncated": sum(1 for c in cut if c > 0),
-                       "mean_cut_chars": (sum(cut) / len(cut)) if cut else 0.0, "max_cut_chars": max(cut, default=0)},
+        "truncation": {"method": ",".join(m for m in methods if m), "papers_truncated": len(cuts),
+                       # over the papers that were cut: how much of a cut paper the model did not see
+                       "mean_cut_chars": (sum(cuts) / len(cuts)) if cuts else 0.0,
+                       "max_cut_chars": max(cut, default=0)},
         "timing": {"mean_latency_s": (sum(latencies) / len(latencies)) if latencies else None,
                    "cached_samples": sum(1 for s in samples if s.get("cached"))},
         "tokens": {"prompt": sum(s.get("prompt_tokens") or 0 for s in samples),
@@ -213,12 +220,36 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def rescore(run_dir: str | Path, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+def bootstrap_settings(run_dir: str | Path, resamples: int | None, seed: int | None) -> tuple[int, int]:
+    """The bootstrap a rescoring uses: what the caller asks, else what the run itself used (its
+    metrics.json), so that `report` and `compare` print the run's own intervals."""
+    import json
+
+    stored: dict[str, Any] = {}
+    try:
+        stored = json.loads((Path(run_dir) / "metrics.json").read_text()).get("bootstrap") or {}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return (resamples if resamples is not None else int(stored.get("resamples", DEFAULT_RESAMPLES)),
+            seed if seed is not None else int(stored.get("seed", 0)))
+
+
+def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """Score a run directory's samples afresh (works on an interrupted run too)."""
     from peerbench.pipeline.store import read_run
 
+    resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
     return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+
+
+def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples of the selection the last run into the directory scored (all, for older runs)."""
+    keys = config.get("paper_keys")
+    if keys is None:
+        return samples
+    wanted = set(keys)
+    return [sample for sample in samples if sample["id"] in wanted]
 
 
 def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
@@ -226,10 +257,7 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
     """metrics.json for samples already read from a run directory, with the metrics its config names."""
     from peerbench.registry import registries
 
-    keys = config.get("paper_keys")
-    if keys is not None:  # the selection of the last run into this directory, as that run scored it
-        wanted = set(keys)
-        samples = [sample for sample in samples if sample["id"] in wanted]
+    samples = selected(config, samples)  # the selection of the last run into this directory, as it scored it
     if not samples:
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()

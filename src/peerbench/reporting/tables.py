@@ -99,7 +99,7 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         answered_line(metrics),
         choices_text(metrics),
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
-        f"mean {trunc.get('mean_cut_chars', 0):.0f} chars, max {trunc.get('max_cut_chars', 0)} chars",
+        f"by {trunc.get('mean_cut_chars', 0):.0f} chars on average (max {trunc.get('max_cut_chars', 0)})",
     ]
     tokens = metrics.get("tokens") or {}
     if tokens.get("prompt") or tokens.get("completion"):
@@ -146,6 +146,8 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
         if all(c is None for c in cells):
             continue
         table.add_row(name, *("—" if c is None else f"{c['value']:.3f} {fmt_ci(c['ci'])}" for c in cells))
+    table.add_row("papers with P(accept)", *(f"{run.get('n_with_p_accept', '?')} of {result['n_papers']}"
+                                             for run in result["runs"]))
     parts: list[Any] = [table]
     for index, pair in enumerate(result["pairs"], 1):
         label = "ABCDEFGHIJ"[index] if index < 10 else str(index)
