@@ -415,3 +415,25 @@ def test_config_records_the_software_behind_the_numbers(peerread_root, tmp_path)
     assert packages["numpy"] and packages["torch"]  # installed here: recorded with their versions
     git = result.config["peerbench_git"]  # the tests run from a checkout
     assert re.fullmatch(r"[0-9a-f]{40}", git["revision"]) and isinstance(git["dirty"], bool)
+
+
+@pytest.mark.parametrize("generation, message", [({"temperature": -5}, "generation.temperature: Input should be greater "
+                                                  "than or equal to 0"),
+                                                 ({"top_p": 7}, "generation.top_p: Input should be less than or equal "
+                                                  "to 1"),
+                                                 ({"max_tokens": 0}, "generation.max_tokens: Input should be greater "
+                                                  "than 0")])
+def test_generation_overrides_are_validated_like_a_task_file(generation, message):
+    from peerbench.pipeline.plan import plan_run
+
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        plan_run("peerread-conll2016", "baseline", "always-accept", generation=generation)
+
+
+def test_a_context_with_no_room_for_the_paper_is_refused_without_a_tokenizer():
+    from peerbench.prompts import PromptTemplate, render
+    from peerbench.records import Paper, Section
+
+    paper = Paper("1", "v", "T", "A", [Section("H", "body " * 100)])
+    with pytest.raises(ConfigError, match=r"^--max-model-len 10: the prompt without any of the paper already takes"):
+        render(paper, PromptTemplate.resolve(), max_model_len=10, max_tokens=1)

@@ -78,3 +78,11 @@ def test_cli_tasks_lists_sizes_and_label_rules(isolated_home, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "peerread95 " in result.stdout and " 95 " in result.stdout and "recommendation>=4" in result.stdout
     assert "my-acl" in result.stdout and "recommendation>=3.5" in result.stdout
+
+
+def test_a_broken_file_hides_no_other_task_of_its_folder(tmp_path):
+    folder = write(tmp_path, GOOD)
+    (folder / "broken.yaml").write_text("task: [unclosed\n")
+    assert load_task("my-acl", [folder]).task == "my-acl"
+    with pytest.raises(ConfigError, match=r"broken.yaml:2: not valid YAML"):
+        load_task("the-broken-one", [folder])

@@ -112,14 +112,23 @@ def load_task_file(path: Path) -> Task:
     return task
 
 
-def tasks_from_path(path: str | Path) -> list[Task]:
+def tasks_from_path(path: str | Path, problems: list[ConfigError] | None = None) -> list[Task]:
+    """The tasks of a YAML file or folder. With ``problems``, a broken file is collected there and
+    the folder's other tasks still load; without it, the first broken file is the error."""
     path = Path(path)
     if path.is_file():
         return [load_task_file(path)]
     if not path.is_dir():
         raise ConfigError(f"--include-path {path}: no such file or directory")
-    files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
-    return [load_task_file(f) for f in files]
+    tasks = []
+    for file in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
+        try:
+            tasks.append(load_task_file(file))
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+    return tasks
 
 
 def builtin_task_dir() -> Path:
@@ -142,8 +151,9 @@ def load_task(name: str, include_paths: Iterable[str | Path] = ()) -> Task:
 
     registered = registries().tasks
     extra: dict[str, Task] = {}
+    broken: list[ConfigError] = []  # one broken file hides none of its folder's other tasks
     for include in include_paths:
-        for task in tasks_from_path(include):
+        for task in tasks_from_path(include, broken):
             if task.task in registered or task.task in extra:
                 other = registered.get(task.task).value.source if task.task in registered else extra[task.task].source
                 raise ConfigError(f"{task.source}: task {task.task!r} is already defined in {other}")
@@ -152,4 +162,6 @@ def load_task(name: str, include_paths: Iterable[str | Path] = ()) -> Task:
         return extra[name]
     if name in registered:
         return registered.get(name).value
+    if broken:  # the task may be the one in a broken file: say what is wrong with it
+        raise broken[0]
     raise UnknownNameError("task", name, [*registered.names(), *extra])

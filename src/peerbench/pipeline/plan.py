@@ -133,12 +133,27 @@ def _task_with_overrides(task: str | Task, include_paths: Sequence[str | Path], 
     if max_model_len is not None:
         changes["max_model_len"] = max_model_len
     if generation:
-        changes["generation"] = task_obj.generation.model_copy(update={k: v for k, v in generation.items()
-                                                                       if v is not None})
+        changes["generation"] = _validated_generation(task_obj, generation)
     task_obj = task_obj.with_overrides(**changes)
     for rule in task_obj.label_rules():
         get_label_rule(rule)
     return task_obj
+
+
+def _validated_generation(task: Task, overrides: dict[str, Any]) -> Any:
+    """The task's generation settings with the run's overrides, validated like a task file's (a
+    temperature of -5 or a top_p of 7 from a sweep file never reaches a server)."""
+    from pydantic import ValidationError
+
+    from peerbench.errors import first_problem
+    from peerbench.task import GenerationSpec
+
+    merged = {**task.generation.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return GenerationSpec(**merged)
+    except ValidationError as exc:
+        field, message, _ = first_problem(exc)
+        raise ConfigError(f"generation.{field}: {message}") from None
 
 
 def _dataset_and_args(task: Task, data_dir: str | Path | None, split: Sequence[str] | None,
