@@ -213,10 +213,14 @@ def test_truncation_always_fits_and_keeps_a_prefix(texts, max_model_len, max_tok
     body = paper_body(paper)
     kept = body[: len(body) - rendered.truncation["cut_chars"]]
     assert rendered.messages == template.messages(paper, kept)
-    chars = render(paper, template, max_model_len=max_model_len, max_tokens=max_tokens)
     budget = math.floor((max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN) * 3.5)
-    assert sum(len(m["content"]) for m in chars.messages) <= max(budget, sum(len(m["content"]) for m in
-                                                                            template.messages(paper, "")))
+    frame = sum(len(m["content"]) for m in template.messages(paper, ""))
+    try:
+        chars = render(paper, template, max_model_len=max_model_len, max_tokens=max_tokens)
+    except ConfigError:  # the character estimate leaves no room for any of the body: refused, never emptied
+        assert body and frame >= budget
+        return
+    assert sum(len(m["content"]) for m in chars.messages) <= max(budget, frame)
 
 
 def test_the_response_cache_survives_a_kill_in_the_middle_of_writes(tmp_path):

@@ -213,7 +213,7 @@ def _render_by_chars(messages_for: Callable[[str], list[dict[str, str]]], body: 
                      max_tokens: int) -> RenderedPrompt:
     frame_chars = sum(len(m["content"]) for m in messages_for(""))
     budget = int((max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN) * CHARS_PER_TOKEN) - frame_chars
-    if budget <= 0:  # no room for any of the paper: never a prompt with an empty body
+    if budget <= 0 and body:  # no room for any of the paper: never a prompt whose body silently vanished
         raise ConfigError(f"--max-model-len {max_model_len}: the prompt without any of the paper already takes "
                           f"about {frame_chars / CHARS_PER_TOKEN:.0f} tokens, more than the "
                           f"{max_model_len - max_tokens - CHAT_TEMPLATE_MARGIN} left after max_tokens {max_tokens}")
