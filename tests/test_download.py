@@ -64,3 +64,21 @@ def test_missing_file_in_a_local_copy(tmp_path):
     (tmp_path / "conll_2016/dev/reviews/5.json").write_text("{}")
     with pytest.raises(DataError, match="conll_2016/dev/parsed_pdfs/5.pdf.json: missing from the PeerRead copy"):
         PeerRead(tmp_path).pull(PeerReadArgs(venues=["conll_2016"], splits=["dev"]), progress=False)
+
+
+def test_an_unreachable_host_ends_the_pull_at_once_with_the_ways_around_it(tmp_path):
+    import socket
+    import time
+
+    from peerbench.datasets.download import fetch_files
+    from peerbench.errors import DataError
+
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"^127\.0\.0\.1: unreachable \(a/1\.json: download failed after 2 tries "
+                                        r"\(ConnectError\)\); nothing was fetched\. Point --data-dir"):
+        fetch_files(f"http://127.0.0.1:{port}/data", [f"a/{i}.json" for i in range(1, 50)], tmp_path,
+                    lambda rel, content: None, progress=False)
+    assert time.monotonic() - started < 30 and not any(tmp_path.rglob("*.json"))

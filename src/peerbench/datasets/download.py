@@ -22,20 +22,26 @@ Validator = Callable[[str, bytes], None]
 
 
 class FetchError(Exception):
-    def __init__(self, rel: str, message: str):
+    def __init__(self, rel: str, message: str, transport: bool = False):
         super().__init__(f"{rel}: {message}")
         self.rel = rel
+        self.transport = transport  # the host never answered (DNS, refused, timed out)
 
 
 def fetch_one(client: httpx.Client, url: str, rel: str, dest: Path, validate: Validator, *,
-              attempts: int = 4, backoff: float = 1.0) -> None:
+              attempts: int = 4, backoff: float = 1.0, transport_attempts: int | None = None) -> None:
+    """``attempts`` tries in all; of them at most ``transport_attempts`` where the host did not answer."""
+    transport_attempts = transport_attempts or attempts
+    unanswered = 0
     for attempt in range(attempts):
         wait = backoff_delay(attempt, backoff)
         try:
             response = client.get(url)
         except httpx.TransportError as exc:
-            if attempt == attempts - 1:
-                raise FetchError(rel, f"download failed after {attempts} tries ({type(exc).__name__})") from None
+            unanswered += 1
+            if attempt == attempts - 1 or unanswered == transport_attempts:
+                raise FetchError(rel, f"download failed after {unanswered} tries ({type(exc).__name__})",
+                                 transport=True) from None
             time.sleep(wait)
             continue
         if response.status_code in RETRY_STATUS and attempt < attempts - 1:
@@ -52,13 +58,29 @@ def fetch_one(client: httpx.Client, url: str, rel: str, dest: Path, validate: Va
         return
 
 
+def _fetch_first(client: httpx.Client, base_url: str, rel: str, root: Path, validate: Validator,
+                 backoff: float) -> list[FetchError]:
+    """The first file alone, tried twice: a host that does not answer at all ends the pull at once
+    (with no network, retrying every file would take minutes) with one line saying the ways around it."""
+    try:
+        fetch_one(client, base_url.rstrip("/") + "/" + rel, rel, root / rel, validate, backoff=backoff,
+                  transport_attempts=2)
+    except FetchError as exc:
+        if exc.transport:
+            host = httpx.URL(base_url).host or base_url
+            raise DataError(f"{host}: unreachable ({exc}); nothing was fetched. Point --data-dir (or "
+                            "PEERBENCH_DATA) at a copy of the files, or a mirror variable such as "
+                            "PEERBENCH_PEERREAD_URL at another host") from None
+        return [exc]
+    return []
+
+
 def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Validator, *,
                 concurrency: int = 4, progress: bool = True, description: str = "downloading") -> int:
     """Fetch ``base_url + rel`` into ``root / rel`` for every rel not already there; returns how many were fetched."""
     missing = [rel for rel in rels if not (root / rel).is_file()]
     if not missing:
         return 0
-    errors: list[FetchError] = []
     backoff = float(os.environ.get("PEERBENCH_HTTP_BACKOFF", "1.0"))
     from peerbench import __version__
     from peerbench.progress import progress_bar
@@ -67,8 +89,10 @@ def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Valida
     with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True, headers=headers) as client, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
             progress_bar(description, total=len(missing), enabled=progress, unit="files") as advance:
+        errors = _fetch_first(client, base_url, missing[0], root, validate, backoff)
+        advance(1)
         futures = {pool.submit(fetch_one, client, base_url.rstrip("/") + "/" + rel, rel, root / rel, validate,
-                               backoff=backoff): rel for rel in missing}
+                               backoff=backoff): rel for rel in missing[1:]}
         for future in as_completed(futures):
             try:
                 future.result()
