@@ -437,3 +437,15 @@ def test_a_context_with_no_room_for_the_paper_is_refused_without_a_tokenizer():
     paper = Paper("1", "v", "T", "A", [Section("H", "body " * 100)])
     with pytest.raises(ConfigError, match=r"^--max-model-len 10: the prompt without any of the paper already takes"):
         render(paper, PromptTemplate.resolve(), max_model_len=10, max_tokens=1)
+
+
+def test_a_stored_sample_line_reads_back_as_the_same_typed_sample(peerread_root, tmp_path):
+    from peerbench.records import Sample
+
+    peerbench.run(task="peerread-conll2016", backend="baseline", model="always-accept", data_dir=peerread_root,
+                  out=tmp_path / "r", resamples=10)
+    lines = [json.loads(line) for line in (tmp_path / "r" / "samples.jsonl").read_text().splitlines()]
+    samples = [Sample.from_json(line) for line in lines]
+    assert [s.to_json() for s in samples] == lines and samples[0].decision == "ACCEPT"
+    newer = Sample.from_json({**lines[0], "added_later": 1})  # a line from a newer peerbench keeps what it holds
+    assert newer.extra["unknown_fields"] == {"added_later": 1}

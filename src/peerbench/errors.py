@@ -63,6 +63,11 @@ _URL_USERINFO_RE = re.compile(r"(?<=//)[^/@\s]+@")
 _SECRET_QUERY_RE = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|sig|signature|password)=)[^&\s#]+")
 
 
+def url_has_credentials(url: str) -> bool:
+    """Whether a URL carries user:password@ or a secret-looking query value (what scrub() masks)."""
+    return bool(_URL_USERINFO_RE.search(url) or _SECRET_QUERY_RE.search(url))
+
+
 def register_secret(value: str | None) -> None:
     """Mask this value wherever it would be printed or stored (short values would mask ordinary words)."""
     if value and len(value) >= 8:

@@ -19,7 +19,6 @@ without headings, its last paragraph.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import lru_cache
 
 from peerbench.errors import ConfigError
@@ -65,12 +64,6 @@ def _pattern(parser: str) -> re.Pattern[str]:
     if parser == "lenient":
         return _LENIENT_RE
     raise ConfigError(f"parser {parser!r}: valid choices: {', '.join(PARSERS)}")
-
-
-def get_parser(name: str) -> Callable[[str | None], Decision]:
-    """The named parser as a function of the review text."""
-    _pattern(name)
-    return lambda text: parse_decision(text, name)
 
 
 def _matches(text: str, parser: str) -> tuple[list[re.Match[str]], Decision]:

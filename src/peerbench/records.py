@@ -18,11 +18,6 @@ class Decision(str, enum.Enum):
     FAILED = "FAILED"
 
     @property
-    def answered(self) -> bool:
-        """A model answer to score (a decision, or a review that gave none); FAILED is not one."""
-        return self is not Decision.FAILED
-
-    @property
     def decided(self) -> bool:
         """ACCEPT or REJECT: a usable decision."""
         return self in (Decision.ACCEPT, Decision.REJECT)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from peerbench.errors import ConfigError, UnknownNameError, first_problem, scrub
+from peerbench.errors import ConfigError, UnknownNameError, first_problem, scrub, url_has_credentials
 from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
@@ -31,13 +31,10 @@ REDACTED = "***"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-_URL_CREDENTIALS_RE = re.compile(r"(?i)//[^/@\s]+@|[?&](?:api[-_]?key|key|token|access_token|password)=")
-
-
 def no_credentials(url: str | None) -> str | None:
     """A server URL, refused when it carries credentials: they would be sent to logs and proxies and
     land in error messages, where an environment variable keeps them out of everything peerbench writes."""
-    if url and _URL_CREDENTIALS_RE.search(url):
+    if url and url_has_credentials(url):
         raise ValueError("the URL holds credentials (user:password@ or a key in the query); put the key in an "
                          "environment variable and name it with --api-key-env")
     return url

@@ -72,11 +72,14 @@ class ReplayBackend(Backend):
         if not self.path.is_file():
             raise ConfigError(f"--model {self.model}: no such file (the replay backend reads a JSONL of completions)")
         self._rows: dict[str, _Row] | None = None
+        self._sha256: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """The file's content hash is part of the run's identity: an edited file at the same path is
         another run, never one whose stored answers are served again."""
-        return {**super().describe(), "file_sha256": hashlib.sha256(self.path.read_bytes()).hexdigest()}
+        if self._sha256 is None:  # read once: describe() is asked for the identity, config.json and cache keys
+            self._sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return {**super().describe(), "file_sha256": self._sha256}
 
     async def setup(self, context: RunContext) -> None:
         self._rows = self._resolve(self._candidates(context))
