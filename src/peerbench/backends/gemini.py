@@ -2,10 +2,12 @@
 and the Gemini Developer API (`gemini`).
 
 The system prompt goes in as the system instruction and the paper as the user content; the
-thinking budget, temperature, top_p and max output tokens map onto GenerateContentConfig. A
-safety block or an empty candidate list is that paper's recorded outcome (with its finish or
-block reason), never a crash. Token usage (prompt, output, thinking) is kept per sample and,
-given prices, turned into a cost estimate.
+thinking budget or level, temperature, top_p and the output cap (max_tokens plus room for
+thinking: see ``gemini_config``) map onto GenerateContentConfig. Only a candidate that finished
+with STOP and has text is a review: a reply cut at the cap (MAX_TOKENS, with part of a review or
+none), a recitation or safety stop, a blocked prompt or an empty candidate list is that paper's
+recorded failure, with its reason, never a crash and never a stored success. Token usage (prompt,
+cached, output, thinking) is kept per sample and, given prices, turned into a cost estimate.
 """
 
 from __future__ import annotations
@@ -15,48 +17,17 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
+from peerbench.backends import Backend, RunContext, secret_from_env
+from peerbench.backends.gemini_config import (GLOBAL_ONLY_PREFIX, DeveloperOptions, GeminiOptions, VertexOptions,
+                                              base_name, check_options, cost_usd, default_location, output_cap,
+                                              thinking_config)
+from peerbench.backends.gemini_errors import judge_api_error, judge_other, short
 from peerbench.errors import BackendError, ConfigError, MissingDependency
 from peerbench.hookspecs import hookimpl
-from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
+from peerbench.pipeline.retry import Failure
 from peerbench.records import ChatRequest, Completion
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json").expanduser()
-MAX_ERROR_CHARS = 300
-
-
-class GeminiOptions(BackendOptions):
-    thinking_budget: int | None = Field(None, ge=-1, description="thinking tokens; -1 lets the model decide",
-                                        json_schema_extra={"flag": "--thinking-budget"})
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take")
-    max_retries: int = Field(6, ge=0)
-    retry_backoff: float = Field(2.0, ge=0)
-    base_url: ServerURL | None = Field(None, description="another endpoint (a proxy, a regional or test server)",
-                                 json_schema_extra={"flag": "--base-url"})
-    price_input_per_m: float | None = Field(None, ge=0, description="USD per million prompt tokens")
-    price_output_per_m: float | None = Field(None, ge=0, description="USD per million output + thinking tokens")
-
-
-class VertexOptions(GeminiOptions):
-    project: str | None = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_PROJECT"),
-                                json_schema_extra={"flag": "--project"})
-    location: str = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_LOCATION", "us-central1"),
-                          json_schema_extra={"flag": "--location"})
-    access_token_env: str | None = Field(None, description="take an OAuth access token from this variable "
-                                                           "instead of Application Default Credentials")
-    use_metadata_server: bool = Field(False, description="allow ADC to ask the GCE metadata server")
-
-
-class DeveloperOptions(GeminiOptions):
-    api_key_env: str | None = Field(None, description="default: GEMINI_API_KEY, then GOOGLE_API_KEY",
-                                    pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
-
-
-def _short(text: object) -> str:
-    return " ".join(str(text).split())[:MAX_ERROR_CHARS]
 
 
 def _import_genai() -> Any:
@@ -67,6 +38,16 @@ def _import_genai() -> Any:
     return genai
 
 
+def adc_file() -> Path:
+    """Where `gcloud auth application-default login` writes, honouring CLOUDSDK_CONFIG as google.auth does."""
+    config = os.environ.get("CLOUDSDK_CONFIG")
+    if config:
+        return Path(config) / "application_default_credentials.json"
+    if os.name == "nt" and os.environ.get("APPDATA"):
+        return Path(os.environ["APPDATA"]) / "gcloud" / "application_default_credentials.json"
+    return Path("~/.config/gcloud/application_default_credentials.json").expanduser()
+
+
 class GeminiBackend(Backend):
     """Shared by `vertex` and `gemini`; subclasses only differ in how the client authenticates."""
 
@@ -75,11 +56,12 @@ class GeminiBackend(Backend):
     max_concurrency = 8
     in_process = False
     operational_options = frozenset({"timeout", "max_retries", "retry_backoff", "base_url", "price_input_per_m",
-                                     "price_output_per_m", "access_token_env", "use_metadata_server",
-                                     "api_key_env"})
+                                     "price_cached_input_per_m", "price_output_per_m", "access_token_env",
+                                     "use_metadata_server", "api_key_env"})
 
     def __init__(self, model: str | None = None, **options: Any):
         super().__init__(model, **options)
+        check_options(self.model, self.options)
         self._client: Any = None
 
     def _client_kwargs(self) -> dict[str, Any]:
@@ -92,6 +74,11 @@ class GeminiBackend(Backend):
     def connection_key(self) -> str:
         """The endpoint: runs against one Gemini endpoint share its concurrency bound."""
         return (self.options.base_url or self.endpoint()).rstrip("/")
+
+    def identity(self) -> dict[str, Any]:
+        """Also how the output cap is made: answers cached when the cap was max_tokens alone (thinking
+        could cut the review, stored as a success) belong to another run and are never served here."""
+        return {**super().identity(), "output_cap": "max_tokens + thinking"}
 
     async def setup(self, context: RunContext | None = None) -> None:
         genai = _import_genai()
@@ -106,11 +93,12 @@ class GeminiBackend(Backend):
         gen = request.generation
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system") or None
         config: dict[str, Any] = {"system_instruction": system, "temperature": gen.temperature, "top_p": gen.top_p,
-                                  "max_output_tokens": gen.max_tokens}
+                                  "max_output_tokens": output_cap(gen.max_tokens, self.model, self.options)}
         if gen.seed is not None:
             config["seed"] = gen.seed
-        if self.options.thinking_budget is not None:
-            config["thinking_config"] = types.ThinkingConfig(thinking_budget=self.options.thinking_budget)
+        thinking = thinking_config(self.options)
+        if thinking is not None:
+            config["thinking_config"] = types.ThinkingConfig(**thinking)
         return types.GenerateContentConfig(**config)
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
@@ -122,36 +110,41 @@ class GeminiBackend(Backend):
     async def _complete(self, request: ChatRequest) -> Completion:
         contents = [{"role": "user" if m["role"] == "user" else "model", "parts": [{"text": m["content"]}]}
                     for m in request.messages if m["role"] != "system"]
-        response = await self._client.aio.models.generate_content(model=self.model, contents=contents,
-                                                                  config=self._config(request))
-        return self._to_completion(response)
+        config = self._config(request)
+        response = await self._client.aio.models.generate_content(model=self.model, contents=contents, config=config)
+        return self._to_completion(response, config.max_output_tokens)
+
+    def _secrets(self) -> list[str | None]:
+        """Values an error body may echo and no message may show (the key, the bearer token)."""
+        return []
+
+    def _mask(self, text: object) -> str:
+        return short(text, self._secrets())
+
+    def location_hint(self) -> str:
+        return ""
 
     def classify_error(self, exc: Exception) -> Failure:
-        """429 RESOURCE_EXHAUSTED, 5xx, deadlines and dropped connections are transient (Retry-After
-        honoured); other 4xx fail the paper; 401/403 and an unknown model end the run."""
+        """429 RESOURCE_EXHAUSTED (RetryInfo's delay, else Retry-After), 5xx, deadlines, dropped
+        connections and a token endpoint that did not answer are transient; other 4xx fail the paper;
+        a refused key or setting (a 400 about thinking or the cap), 401/403 and an unknown model end
+        the run (see ``gemini_errors``)."""
         from google.genai import errors
 
         if isinstance(exc, errors.APIError):
-            problem = f"HTTP {exc.code} {exc.status or ''}: {_short(exc.message)}".replace("  ", " ")
-            if exc.code in (401, 403):
-                raise BackendError(f"{self.name}: the request was refused ({problem}); {self.login_hint()}") from None
-            if exc.code == 404:
-                raise BackendError(f"{self.name}: model {self.model!r} was not found ({problem})") from None
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            return Failure(problem, exc.code in RETRY_STATUS, retry_after_seconds(headers))
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return Failure(f"no reply within {self.options.timeout:g} s ({type(exc).__name__})", True)
-        if _is_transport_error(exc):  # transport errors differ between the SDK's httpx and aiohttp paths
-            return Failure(f"connection failed: {type(exc).__name__} {_short(exc)}".strip(), True)
-        raise exc
+            return judge_api_error(exc, self.name, self.model, self.login_hint(), self.location_hint(), self._mask)
+        return judge_other(exc, self.name, self.options.timeout, self.login_hint(), self._mask)
 
-    def _to_completion(self, response: Any) -> Completion:
+    def _to_completion(self, response: Any, cap: int | None = None) -> Completion:
         usage = getattr(response, "usage_metadata", None)
         prompt = getattr(usage, "prompt_token_count", None)
+        cached = getattr(usage, "cached_content_token_count", None)
         output = getattr(usage, "candidates_token_count", None)
         thinking = getattr(usage, "thoughts_token_count", None)
         extra: dict[str, Any] = {"thinking_tokens": thinking}
-        cost = self.cost(prompt, output, thinking)
+        if cached:
+            extra["cached_tokens"] = cached
+        cost = cost_usd(self.options, prompt, cached, output, thinking)
         if cost is not None:
             extra["cost_usd"] = cost
         candidates = getattr(response, "candidates", None) or []
@@ -164,17 +157,9 @@ class GeminiBackend(Backend):
         finish = getattr(getattr(candidate, "finish_reason", None), "value", None)
         parts = getattr(getattr(candidate, "content", None), "parts", None) or []
         text = "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
-        if not text and finish not in (None, "STOP", "MAX_TOKENS"):
-            return Completion(error=f"empty candidate (finish reason: {finish})", finish_reason=finish,
-                              prompt_tokens=prompt, completion_tokens=output, extra=extra)
-        return Completion(text=text, finish_reason=finish, prompt_tokens=prompt, completion_tokens=output, extra=extra)
-
-    def cost(self, prompt: int | None, output: int | None, thinking: int | None) -> float | None:
-        opts = self.options
-        if opts.price_input_per_m is None or opts.price_output_per_m is None:
-            return None
-        return round(((prompt or 0) * opts.price_input_per_m
-                      + ((output or 0) + (thinking or 0)) * opts.price_output_per_m) / 1e6, 8)
+        error = reply_problem(finish, bool(text), cap)
+        return Completion(text=text, finish_reason=finish, error=error, prompt_tokens=prompt,
+                          completion_tokens=output, extra=extra)
 
     def login_hint(self) -> str:
         raise NotImplementedError
@@ -187,14 +172,30 @@ class GeminiBackend(Backend):
             self._client = None
 
 
-def _is_transport_error(exc: Exception) -> bool:
-    names = {cls.__module__.split(".")[0] for cls in type(exc).__mro__}
-    return bool(names & {"httpx", "httpx2", "aiohttp", "httpcore"}) or isinstance(exc, ConnectionError)
+def reply_problem(finish: str | None, has_text: bool, cap: int | None) -> str | None:
+    """Why a candidate is not a review, or None when it is one (finished with STOP, with text)."""
+    if finish == "STOP" and has_text:
+        return None
+    if finish == "MAX_TOKENS":
+        what = "part of a review" if has_text else "no review text (thinking took the whole cap)"
+        return (f"cut off at the output cap, max_output_tokens {cap} (finish reason MAX_TOKENS): {what}; thinking "
+                "counts against the cap: raise --max-tokens, or lower --thinking-budget or -o thinking_allowance")
+    if finish is None:
+        return "the reply has no finish reason" + ("" if has_text else " and no text")
+    if has_text:
+        return f"review stopped before its end (finish reason: {finish})"
+    return f"empty candidate (finish reason: {finish})"
 
 
 class VertexBackend(GeminiBackend):
     name = "vertex"
     Options = VertexOptions
+
+    def __init__(self, model: str | None = None, **options: Any):
+        super().__init__(model, **options)
+        self._credentials: Any = None
+        if not self.options.location:
+            self.options.location = default_location(self.model)
 
     def endpoint(self) -> str:
         opts = self.options
@@ -206,17 +207,26 @@ class VertexBackend(GeminiBackend):
         return ("log in with `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
                 "service-account key file, and check the project's Vertex AI permissions")
 
-    def _credentials(self) -> Any:
+    def location_hint(self) -> str:
+        if base_name(self.model).startswith(GLOBAL_ONLY_PREFIX) and self.options.location != "global":
+            return (f"; Gemini 3 models are served on the global endpoint: use --location global "
+                    f"(not {self.options.location})")
+        return ""
+
+    def _secrets(self) -> list[str | None]:
+        return [getattr(self._credentials, "token", None)]
+
+    def _credentials_from_env(self) -> Any:
         opts = self.options
         if opts.access_token_env:
-            token = os.environ.get(opts.access_token_env)
+            token = secret_from_env(opts.access_token_env)
             if not token:
                 raise ConfigError(f"--backend-arg access_token_env={opts.access_token_env}: that variable is not set")
             from google.oauth2.credentials import Credentials
 
             return Credentials(token=token)
         explicit = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-        if not explicit and not ADC_FILE.is_file() and not opts.use_metadata_server:
+        if not explicit and not adc_file().is_file() and not opts.use_metadata_server:
             # google.auth.default() would next ask the GCE metadata server, which off Google Cloud only times out.
             raise BackendError(f"vertex: no Google Cloud credentials found; {self.login_hint()} (on a Google Cloud VM, "
                                "add -o use_metadata_server=true)")
@@ -225,14 +235,15 @@ class VertexBackend(GeminiBackend):
         try:
             credentials, _ = google.auth.default(scopes=[CLOUD_SCOPE])
         except google.auth.exceptions.DefaultCredentialsError as exc:
-            raise BackendError(f"vertex: {_short(exc)}; {self.login_hint()}") from None
+            raise BackendError(f"vertex: {self._mask(exc)}; {self.login_hint()}") from None
         return credentials
 
     def _client_kwargs(self) -> dict[str, Any]:
         if not self.options.project:
             raise ConfigError("--project: vertex needs a Google Cloud project (or set GOOGLE_CLOUD_PROJECT)")
+        self._credentials = self._credentials_from_env()
         return {"vertexai": True, "project": self.options.project, "location": self.options.location,
-                "credentials": self._credentials()}
+                "credentials": self._credentials}
 
 
 class DeveloperBackend(GeminiBackend):
@@ -249,6 +260,9 @@ class DeveloperBackend(GeminiBackend):
                 return name, os.environ[name]
         return " or ".join(names), None
 
+    def _secrets(self) -> list[str | None]:
+        return [self._key()[1]]
+
     def login_hint(self) -> str:
         return f"check the API key in ${self._key()[0]}"
 
@@ -256,7 +270,8 @@ class DeveloperBackend(GeminiBackend):
         name, key = self._key()
         if not key:
             raise ConfigError(f"gemini: set {name} to a Gemini API key (or --api-key-env NAME)")
-        return {"api_key": key}
+        # vertexai=False: otherwise GOOGLE_GENAI_USE_VERTEXAI=true in the environment sends the key to Vertex.
+        return {"api_key": key, "vertexai": False}
 
 
 @hookimpl

@@ -42,11 +42,9 @@ def run_stage(stage: str, workdir: Path, config, force: bool = False) -> None:
         say(f"prompts: {len(pool['keys'])} papers ({sources}){note}; "
             f"none of the {pool['eval_papers_checked']} papers of {pool['eval_task']}")
     elif stage == "teacher":
-        from peerbench_distill.teacher import run_teacher
+        from peerbench_distill.teacher import run_teacher, teacher_summary
 
-        result = run_teacher(workdir, config)
-        say(f"teacher: {len(result.samples)} reviews from {config.teacher_backend}:{config.teacher_model} "
-            f"({result.metrics['n_failed']} failed) in {result.run_dir}")
+        say(teacher_summary(run_teacher(workdir, config), config))
     elif stage == "filter":
         from peerbench_distill.filtering import STATS_FILE, filter_pairs
 

@@ -33,7 +33,8 @@ class DistillConfig(BaseModel):
     data_dir: str | None = None
     max_model_len: int | None = Field(None, ge=256, description="context the pool's prompts are cut to; default: "
                                       "the smaller of the eval task's and max_length, so every pair fits training")
-    # teacher
+    # teacher. Its output cap is teacher_max_tokens plus the thinking budget (thinking counts
+    # against Gemini's max_output_tokens); a reply cut at the cap is a failed paper, not a review.
     teacher_backend: str = "vertex"
     teacher_model: str = "gemini-3.1-pro-preview"
     teacher_options: dict[str, Any] = Field(default_factory=lambda: {"thinking_budget": 1024})
