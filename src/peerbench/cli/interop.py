@@ -61,6 +61,28 @@ def export_lm_eval(task, out, name, data_dir, include_path, max_model_len, limit
                f"--output_path OUT")
 
 
+@export_group.command("hf")
+@click.option("-t", "--task", default="peerread95", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the saved DatasetDict.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Add this run's reviews, decisions and P(accept) (a run of the same task).")
+@data_dir_option
+@include_path_option
+@click.option("--limit", type=int, default=None)
+@friendly_errors
+def export_hf_command(task, out, run_dir, data_dir, include_path, limit) -> None:
+    """The task's papers, prompts and gold labels as a Hugging Face DatasetDict (save_to_disk); never pushed."""
+    from peerbench.interop.hf_export import export_hf
+
+    done = export_hf(task, out, run_dir=run_dir, data_dir=data_dir, include_paths=include_path, limit=limit)
+    sizes = ", ".join(f"{name} {n} papers" for name, n in done["splits"].items())
+    click.echo(f"DatasetDict written to {done['out']} ({sizes}); datasets.load_from_disk reads it.\n"
+               f"Run it through the hf dataset: peerbench run --include-path {done['out']} --task {done['task']} "
+               f"...\nPush it to the Hub yourself:\n{done['push']}")
+    if done["warning"]:
+        click.echo(done["warning"], err=True)
+
+
 @cli.group("import")
 def import_group() -> None:
     """Turn another tool's results into a peerbench run directory."""

@@ -25,15 +25,22 @@ from peerbench.cli.common import (
               help="Write one self-contained HTML page (figures embedded) here.")
 @click.option("--png", "png_dir", type=click.Path(), default=None, help="Write the figures as PNG files here.")
 @click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
+@click.option("--rank-by", default="balanced_accuracy", show_default=True,
+              help="A sweep's leaderboard: the metric that picks each task's best model.")
 @resamples_option(the_runs_own=True)
 @runs_seed_option
 @json_option("the metrics")
 @friendly_errors
-def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) -> None:
-    """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs."""
+def report(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as_json) -> None:
+    """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs.
+    A sweep folder gets a leaderboard page (--html) of all its runs."""
+    from peerbench.reporting.leaderboard import is_sweep_dir
     from peerbench.reporting.scoring import rescore
     from peerbench.reporting.tables import print_metrics
 
+    if is_sweep_dir(run_dir):
+        _leaderboard(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as_json)
+        return
     if html_path or png_dir:
         from peerbench.reporting.html import build_report
 
@@ -48,6 +55,26 @@ def report(run_dir, html_path, png_dir, label_rule, resamples, seed, as_json) ->
     for what, where in (("HTML report", html_path), ("figures", png_dir)):
         if where:
             click.echo(f"{what}: {where}", err=as_json)
+
+
+def _leaderboard(sweep_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as_json) -> None:
+    """`report SWEEP_DIR --html board.html`: one page for the whole sweep, each run's page beside it."""
+    from peerbench.errors import ConfigError
+    from peerbench.reporting.leaderboard import build_leaderboard
+
+    if not html_path or png_dir:
+        raise ConfigError(f"{sweep_dir}: a sweep folder makes a leaderboard page: give --html FILE (not --png)")
+    board = build_leaderboard(sweep_dir, html=html_path, label_rule=label_rule, rank_by=rank_by,
+                              resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(board, indent=2, sort_keys=True))
+    for task in board["tasks"]:
+        best = next(row for row in task["rows"] if row["best"])
+        click.echo(f"{task['task']}: {len(task['rows'])} models, best by {rank_by}: {best['model']} "
+                   f"({best['metrics'][rank_by]['value']:.3f})", err=as_json)
+    for run in board["left_off"]:
+        click.echo(f"not on the board: {run['name']}: {run['why']}", err=True)
+    click.echo(f"leaderboard: {html_path}", err=as_json)
 
 
 @cli.command()

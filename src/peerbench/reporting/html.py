@@ -15,6 +15,12 @@ from peerbench.records import Decision
 from peerbench.reporting.tables import SHOWN, VENUE_COLUMNS, fmt_ci, fmt_value
 
 
+def proba_pairs(samples: list[dict[str, Any]], rule: str) -> tuple[list[bool], list[float]]:
+    """(gold, P(accept)) of the papers that have both: what a reliability diagram is drawn from."""
+    scored = [s for s in samples if s["gold"].get(rule) is not None and s.get("p_accept") is not None]
+    return [bool(s["gold"][rule]) for s in scored], [float(s["p_accept"]) for s in scored]
+
+
 def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: str) -> dict[str, bytes]:
     """PNG bytes by file stem; the P(accept) figures only when the run has P(accept) values."""
     from peerbench.reporting import plots
@@ -22,10 +28,8 @@ def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: st
     entry = metrics["label_rules"][rule]
     out = {"confusion_matrix": plots.confusion_matrix_plot(entry["overall"]["confusion"]),
            "accept_rates": plots.accept_rates_plot({"all": entry["overall"], **entry.get("per_venue", {})})}
-    scored = [s for s in samples if s["gold"].get(rule) is not None and s.get("p_accept") is not None]
-    if scored:
-        y = [bool(s["gold"][rule]) for s in scored]
-        p = [float(s["p_accept"]) for s in scored]
+    y, p = proba_pairs(samples, rule)
+    if y:
         out["reliability"] = plots.reliability_diagram(y, p)
         out["p_accept_histogram"] = plots.p_accept_histogram(y, p)
     return out

@@ -51,6 +51,26 @@ def reliability_diagram(y_true: Sequence[bool], p_accept: Sequence[float], bins:
     return figure_png(fig)
 
 
+def reliability_overlay(curves: dict[str, tuple[Sequence[bool], Sequence[float]]], bins: int = 10) -> bytes:
+    """Several runs' reliability curves on one set of axes (a leaderboard's models), each from the same
+    bins as its ECE; the legend says how many papers each curve rests on."""
+    from peerbench.metrics.decision import reliability_bins
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for label, (y_true, p_accept) in curves.items():
+        rows = reliability_bins(y_true, p_accept, bins)
+        ax.plot([r[2] for r in rows], [r[3] for r in rows], marker="o", label=f"{label} (n={len(y_true)})")
+    ax.set_xlabel("mean P(accept) in bin")
+    ax.set_ylabel("gold accept rate")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Reliability diagrams")
+    ax.legend(loc="upper left", fontsize="small")
+    return figure_png(fig)
+
+
 def p_accept_histogram(y_true: Sequence[bool], p_accept: Sequence[float], bins: int = 20) -> bytes:
     import numpy as np
 
