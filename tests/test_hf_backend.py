@@ -83,27 +83,72 @@ def test_each_request_of_a_batch_is_generated_with_its_own_settings(sharp_model_
     assert batched == alone and len(set(alone)) > 1, alone  # the seeds really differ, and each was honoured
 
 
-def test_p_accept_is_read_at_the_decision_token_with_the_real_tokenizer(tiny_model_dir):
-    """The recorder's per-step top-k, mapped back through the model's own tokenizer."""
+@pytest.mark.parametrize("kind", ["byte-level", "sentencepiece"])
+def test_p_accept_is_read_at_the_decision_token_by_id(kind):
+    """The recorder's per-step top-k, read by token id through the tokenizer, for a byte-level and
+    a SentencePiece-style tokenizer: the same P(accept), " a" and "R" beside changing nothing."""
     import torch
-    from transformers import AutoTokenizer
+    from local_tokenizers import as_transformers, scenario, train
+
+    tok = train(kind)
+    case = scenario(tok)  # quotes ACCEPTANCE, decides REJECTION: 0.45 against 0.05
+    backend = HFBackend("unused")
+    backend._tokenizer = as_transformers(tok)
+    recorder = TopLogprobRecorder(torch, 4)
+    for step, token in enumerate(case.ids):
+        at = sorted(case.logprobs[step].items(), key=lambda kv: -kv[1]) + [(tok.token_to_id("<|end|>"), -30.0)] * 4
+        recorder.top.append((torch.tensor([[lp for _, lp in at[:4]]]), torch.tensor([[t for t, _ in at[:4]]])))
+        recorder.chosen.append(torch.tensor([case.logprobs[step][token]]))
+    found = backend._decision_probability(recorder, 0, case.ids)
+    assert found.p_accept == pytest.approx(0.1, rel=1e-6) and found.mass == pytest.approx(0.5, rel=1e-6)
+    assert found.token_index == case.decision_index
+
+
+def test_processed_logprobs_are_those_of_the_distribution_sampled_from(tiny_model_dir):
+    """transformers' own temperature and top-p warpers, applied to a copy: recorded log-probabilities
+    are exact, and the scores handed on to generate() are untouched."""
+    import torch
+
+    from peerbench.backends.hf import sampling_warpers
 
     backend = HFBackend(str(tiny_model_dir))
-    backend._tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tok = backend._tokenizer
-    ids = tok("## Final Recommendation\nI recommend this paper for ACCEPTANCE.", add_special_tokens=False)["input_ids"]
-    accept_ids = tok(" ACCEPTANCE", add_special_tokens=False)["input_ids"]
-    reject_ids = tok(" REJECTION", add_special_tokens=False)["input_ids"]
-    index = next(i for i in range(len(ids)) if ids[i:i + len(accept_ids)] == accept_ids)
-    recorder = TopLogprobRecorder(torch, 3)
-    for step in range(len(ids)):
-        values = torch.tensor([[math.log(0.6), math.log(0.3), math.log(0.05)]])
-        top = torch.tensor([[accept_ids[0], reject_ids[0], tok.eos_token_id]]) if step == index else \
-            torch.tensor([[ids[step], tok.eos_token_id, tok.pad_token_id]])
-        recorder.top.append((values, top))
-        recorder.chosen.append(torch.tensor([math.log(0.6)]))
-    p_accept, mass = backend._decision_probability(recorder, 0, ids)
-    assert p_accept == pytest.approx(0.6 / 0.9) and mass == pytest.approx(0.9)
+    asyncio.run(backend.setup())
+    recorder, kind = backend._recorder(torch, {"do_sample": True, "temperature": 0.5, "top_p": 0.9})
+    assert kind == "processed_logprobs"
+    assert [type(w).__name__ for w in recorder.warpers] == ["TemperatureLogitsWarper", "TopKLogitsWarper",
+                                                            "TopPLogitsWarper"]  # generate()'s default top_k 50
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0] + [-50.0] * 60])
+    recorder.k = 3
+    assert torch.equal(recorder(torch.tensor([[1]]), scores.clone()), scores)
+    values = recorder.top[0][0][0].tolist()
+    # temperature 0.5: 4, 2, 0, ...; top-p 0.9 keeps the first two (0.865 + 0.117); renormalised
+    assert values[:2] == pytest.approx([math.log(math.e ** 4 / (math.e ** 4 + math.e ** 2)),
+                                        math.log(math.e ** 2 / (math.e ** 4 + math.e ** 2))], rel=1e-5)
+    assert values[2] == float("-inf")
+    raw, raw_kind = HFBackend(str(tiny_model_dir), logprobs_mode="raw_logprobs"), None
+    raw._model = backend._model
+    recorder, raw_kind = raw._recorder(torch, {"do_sample": True, "temperature": 0.5, "top_p": 0.9})
+    assert raw_kind == "raw_logprobs" and recorder.warpers == []
+    greedy, greedy_kind = backend._recorder(torch, {"do_sample": False})
+    assert greedy_kind == "processed_logprobs" and greedy.warpers == []  # no warper: the scores as they reach it
+    config = backend._model.generation_config
+    config.typical_p = 0.5
+    try:
+        assert sampling_warpers(config) is None  # a warper not rebuilt here: recorded raw, and said so
+    finally:
+        config.typical_p = 1.0
+
+
+def test_sampling_is_the_same_whichever_logprobs_are_recorded(sharp_model_dir):
+    prompt = [{"role": "user", "content": "Review the following paper."}]
+    request = peerbench.ChatRequest("a", prompt, peerbench.GenerationConfig(max_tokens=8, temperature=0.7, top_p=0.9,
+                                                                          seed=3), logprobs=True)
+    texts, kinds = [], []
+    for mode in ("processed_logprobs", "raw_logprobs"):
+        completion = asyncio.run(HFBackend(str(sharp_model_dir), logprobs_mode=mode).generate([request]))[0]
+        texts.append(completion.text)
+        kinds.append(completion.extra["logprobs_mode"])
+    assert texts[0] == texts[1] and kinds == ["processed_logprobs", "raw_logprobs"]
 
 
 def test_a_gpu_that_is_not_there_is_one_line(tiny_model_dir):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO, cli_env
 
-from peerbench.backends.vllm import VLLMBackend
+from peerbench.backends.vllm import VLLMBackend, vllm_decision_probability
 
 VLLM_PYTHON = Path(os.environ.get("PEERBENCH_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
 needs_vllm = pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=(
@@ -42,6 +42,7 @@ def test_vllm_cpu_run_end_to_end(tiny_model_dir, peerread_root, tmp_path, isolat
     assert all(s["extra"]["sampling"] == {"repetition_penalty": 1.3, "top_k": 7, "temperature": 0.2, "top_p": 0.9,
                                           "max_tokens": 12, "seed": None} for s in samples)
     assert {s["truncation"]["method"] for s in samples} == {"vllm-tokenizer"}
+    assert {s["extra"]["logprobs_mode"] for s in samples} == {"processed_logprobs"}  # vLLM's logprobs_mode, sent
     assert all(s["prompt_tokens"] <= 2048 - 12 and 0 < s["completion_tokens"] <= 12 for s in samples)
     config = json.loads((out / "config.json").read_text())
     assert config["backend"] == "vllm" and config["options"]["dtype"] == "float32"
@@ -76,3 +77,38 @@ def test_completion_reads_p_accept_from_vllm_logprobs():
     completion = VLLMBackend._completion(output)
     assert completion.p_accept == pytest.approx(0.875) and completion.prompt_tokens == 10
     assert completion.completion_tokens == 4 and completion.extra["decision_mass"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("kind", ["byte-level", "sentencepiece"])
+def test_p_accept_by_token_id_and_from_tokens_decoded_alone(kind):
+    """vLLM decodes each logprob token alone: a SentencePiece token loses its space ("forREJECTION.").
+    By id through the engine's tokenizer, and from those strings placed in the text, P is the same."""
+    from local_tokenizers import as_transformers, scenario, train
+
+    tok = train(kind)
+    case = scenario(tok)  # quotes ACCEPTANCE, decides REJECTION: 0.45 against 0.05, " a" and "R" beside
+    logprobs = [{t: SimpleNamespace(logprob=lp, decoded_token=tok.decode([t])) for t, lp in at.items()}
+                for at in case.logprobs]
+    choice = SimpleNamespace(text=case.text, token_ids=case.ids, logprobs=logprobs, finish_reason="stop")
+    by_id = vllm_decision_probability(choice, "reference", as_transformers(tok))
+    by_string = vllm_decision_probability(choice, "reference")
+    assert by_id.p_accept == pytest.approx(0.1, rel=1e-12) and by_string.p_accept == pytest.approx(0.1, rel=1e-12)
+    assert by_id.token_index == by_string.token_index == case.decision_index
+    completion = VLLMBackend._completion(SimpleNamespace(prompt_token_ids=[0], outputs=[choice]), "reference",
+                                         as_transformers(tok))
+    assert completion.p_accept == pytest.approx(0.1, rel=1e-12) and completion.extra["decision_mass"] == 0.5
+
+
+@needs_vllm
+def test_processed_logprobs_are_asked_for_where_vllm_has_them():
+    script = ("import types, vllm; from peerbench.backends.vllm import processed_logprobs_supported as s; "
+              "print(s(vllm), s(types.SimpleNamespace(__version__='0.10.1')))")
+    done = subprocess.run([str(VLLM_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    # the installed vLLM takes logprobs_mode; before 0.10.2 its processed mode skipped temperature
+    assert done.returncode == 0 and done.stdout.split() == ["True", "False"], done.stderr[-2000:]
+
+
+def test_logprobs_mode_is_validated():
+    assert VLLMBackend("some/model").options.logprobs_mode == "processed_logprobs"
+    with pytest.raises(Exception, match="--backend-arg logprobs_mode"):
+        VLLMBackend("some/model", logprobs_mode="processed_logits")

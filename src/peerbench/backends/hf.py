@@ -3,19 +3,22 @@
 Same prompt (the model's own chat template), same sampling and the same logprob-derived
 P(accept) as the served backends. Log-probabilities are recorded step by step by a logits
 processor that keeps only the top alternatives, never a (steps x vocabulary) tensor, which for a
-Gemma-sized vocabulary and 1,400 new tokens would be gigabytes.
+Gemma-sized vocabulary and 1,400 new tokens would be gigabytes. generate() runs custom processors
+before its temperature/top-k/top-p warpers, so for ``logprobs_mode=processed_logprobs`` the
+recorder applies transformers' own warpers, in generate()'s order, to a copy of the scores: what
+it records is the distribution the token was drawn from, while sampling itself is left alone.
 """
 
 from __future__ import annotations
 
-import functools
+import copy
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from peerbench.backends import Backend, BackendOptions, RunContext
-from peerbench.backends.logprobs import decision_index_by_prefix, probability_from_alternatives
+from peerbench.backends.logprobs import LOGPROBS_MODES, probability_from_ids
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -29,6 +32,8 @@ class HFOptions(BackendOptions):
     lora: str | None = Field(None, description="a PEFT adapter folder to apply on top of the model",
                              json_schema_extra={"flag": "--lora"})
     top_logprobs: int = Field(5, ge=1, le=20)
+    logprobs_mode: str = Field("processed_logprobs", pattern=f"^({'|'.join(LOGPROBS_MODES)})$",
+                               description="processed: after temperature/top-k/top-p, as sampled; raw: before")
     attn_implementation: str | None = None
     trust_remote_code: bool = False
 
@@ -57,17 +62,21 @@ def resolve_device(torch: Any, requested: str) -> str:
 
 
 class TopLogprobRecorder:
-    """A logits processor that keeps, per generated step, the top-k log-probabilities of the raw
-    logits and the log-probability of the token that was then chosen."""
+    """A logits processor that keeps, per generated step, the top-k log-probabilities and the
+    log-probability of the token that was then chosen: of the scores as they reach it (raw), or
+    after ``warpers`` applied to a copy (processed)."""
 
-    def __init__(self, torch: Any, k: int):
-        self.torch, self.k = torch, k
+    def __init__(self, torch: Any, k: int, warpers: Any = ()):
+        self.torch, self.k, self.warpers = torch, k, list(warpers)
         self.top: list[tuple[Any, Any]] = []  # per step: (values [batch, k], ids [batch, k]) on CPU
         self.chosen: list[Any] = []  # per step: logprob of the chosen token [batch]
         self._previous = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        logp = self.torch.log_softmax(scores.float(), dim=-1)
+        processed = scores.float()
+        for warper in self.warpers:
+            processed = warper(input_ids, processed.clone())
+        logp = self.torch.log_softmax(processed, dim=-1)
         if self._previous is not None:
             self.chosen.append(self._previous.gather(1, input_ids[:, -1:])[:, 0].cpu())
         values, ids = logp.topk(self.k, dim=-1)
@@ -79,6 +88,33 @@ class TopLogprobRecorder:
         if self._previous is not None and len(self.chosen) < len(self.top):
             self.chosen.append(self._previous.gather(1, sequences[:, -1:])[:, 0].cpu())
         self._previous = None
+
+
+UNREBUILT = {"top_h": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "num_beams": 1,
+             "renormalize_logits": False, "watermarking_config": None}
+
+
+def sampling_warpers(generation_config: Any) -> list[Any] | None:
+    """transformers' warpers for these settings, in generate()'s order (temperature, top-k, top-p,
+    min-p); None when the config asks for one not rebuilt here (typical-p, beams...)."""
+    from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    config = generation_config
+    if any(getattr(config, name, default) not in (default, None) for name, default in UNREBUILT.items()):
+        return None
+    if not config.do_sample:
+        return []
+    warpers: list[Any] = []
+    if config.temperature is not None and config.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(config.temperature))
+    if config.top_k:
+        warpers.append(TopKLogitsWarper(top_k=config.top_k))
+    if config.top_p is not None and config.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=config.top_p))
+    if config.min_p is not None:
+        warpers.append(MinPLogitsWarper(min_p=config.min_p))
+    return warpers
 
 
 class HFBackend(Backend):
@@ -166,12 +202,11 @@ class HFBackend(Backend):
         tok = self._tokenizer
         inputs = tok([self._prompt(r) for r in requests], return_tensors="pt", padding=True,
                      add_special_tokens=False).to(self._device)
-        want_logprobs = any(r.logprobs for r in requests)
-        recorder = TopLogprobRecorder(torch, self.options.top_logprobs) if want_logprobs else None
-        if gen.seed is not None:
-            torch.manual_seed(gen.seed)
         sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} if gen.temperature > 0 \
             else {"do_sample": False}
+        recorder, logprobs_mode = self._recorder(torch, sampling) if any(r.logprobs for r in requests) else (None, None)
+        if gen.seed is not None:
+            torch.manual_seed(gen.seed)
         with torch.inference_mode():
             output = self._model.generate(**inputs, max_new_tokens=gen.max_tokens, pad_token_id=tok.pad_token_id,
                                           logits_processor=[recorder] if recorder else None, **sampling)
@@ -192,8 +227,9 @@ class HFBackend(Backend):
             p_accept, extra = None, {}
             if recorder is not None and request.logprobs:
                 found = self._decision_probability(recorder, row, kept)
+                extra["logprobs_mode"] = logprobs_mode
                 if found is not None:
-                    p_accept, extra["decision_mass"] = found[0], round(found[1], 6)
+                    p_accept, extra["decision_mass"] = found.p_accept, round(found.mass, 6)
             completions.append(Completion(text=text, p_accept=p_accept, finish_reason="stop" if ended is not None
                                           else "length", prompt_tokens=int(inputs["attention_mask"][row].sum()),
                                           completion_tokens=len(kept), extra=extra))
@@ -206,26 +242,39 @@ class HFBackend(Backend):
             ids.add(self._tokenizer.eos_token_id)
         return ids
 
+    def _recorder(self, torch: Any, sampling: dict[str, Any]) -> tuple[TopLogprobRecorder, str]:
+        """The recorder for these settings, and the kind of logprobs it will record."""
+        warpers = None
+        if self.options.logprobs_mode == "processed_logprobs":
+            warpers = sampling_warpers(self._effective_config(sampling))
+        kind = "raw_logprobs" if warpers is None else "processed_logprobs"
+        return TopLogprobRecorder(torch, self.options.top_logprobs, warpers or ()), kind
+
+    def _effective_config(self, sampling: dict[str, Any]) -> Any:
+        """The settings generate() will sample with: these, then the model's generation_config, then
+        transformers' global defaults (top_k 50 among them), resolved by generate()'s own helper."""
+        try:
+            return self._model._prepare_generation_config(None, **sampling)[0]
+        except (AttributeError, TypeError):  # a transformers without the helper: the model's config updated
+            config = copy.deepcopy(self._model.generation_config)
+            config.update(**sampling)
+            return config
+
     def _decision_probability(self, recorder: TopLogprobRecorder, row: int, ids: list[int]):
-        """The decision token found by decoding prefixes of the ids (exact for any tokenizer), a
-        logarithmic number of them rather than one per token; alternatives decoded only there."""
+        """By token id (logprobs.probability_from_ids): the tokenizer's own split of the two words."""
         tok = self._tokenizer
 
-        @functools.lru_cache(maxsize=None)
-        def prefix_text(n: int) -> str:
-            return tok.decode(ids[:n], skip_special_tokens=True)
+        def logprobs_at(index: int) -> dict[int, float]:
+            if index >= len(recorder.top):
+                return {}
+            values, top_ids = recorder.top[index]
+            found = dict(zip(top_ids[row].tolist(), values[row].tolist()))
+            found.setdefault(ids[index], float(recorder.chosen[index][row]))
+            return found
 
-        index = decision_index_by_prefix(len(ids), prefix_text, self.decision_parser)
-        if index is None or index >= len(recorder.top):
-            return None
-        prefix = prefix_text(index)
-        chosen = prefix_text(index + 1)[len(prefix):]
-        values, top_ids = recorder.top[index]
-        alternatives = {}
-        for value, alt in zip(values[row].tolist(), top_ids[row].tolist()):
-            alternatives.setdefault(tok.decode(ids[:index] + [alt], skip_special_tokens=True)[len(prefix):], value)
-        alternatives.setdefault(chosen, float(recorder.chosen[index][row]))
-        return probability_from_alternatives(alternatives, self.decision_parser)
+        return probability_from_ids(ids, lambda text: tok.encode(text, add_special_tokens=False),
+                                    lambda prefix: tok.decode(prefix, skip_special_tokens=True), logprobs_at,
+                                    self.decision_parser)
 
     async def aclose(self) -> None:
         self._model = None

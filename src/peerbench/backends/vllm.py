@@ -4,6 +4,8 @@ Defaults: bfloat16, the task's context (12,288 for peerread95), gpu_memory_utili
 max_num_seqs 16, prefix caching on. Every setting is an option validated before the engine
 starts (``-o dtype=float32``). On vLLM's CPU build the KV cache size comes from
 VLLM_CPU_KVCACHE_SPACE, set from ``-o cpu_kvcache_space_gb`` unless the user set it already.
+Logprobs are vLLM's processed ones by default (``logprobs_mode``: after temperature and top-p, the
+distribution the decision is sampled from), and P(accept) is read by token id.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from pydantic import Field
 
 from peerbench.backends import Backend, BackendOptions, RunContext
-from peerbench.backends.logprobs import TokenLogprob, decision_probability
+from peerbench.backends.logprobs import (LOGPROBS_MODES, DecisionProbability, TokenLogprob, decision_probability,
+                                         probability_from_ids)
 from peerbench.backends.token_counting import TransformersTokenCounter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -36,6 +39,9 @@ class VLLMOptions(BackendOptions):
     lora: str | None = Field(None, description="a LoRA adapter folder", json_schema_extra={"flag": "--lora"})
     max_lora_rank: int = Field(64, ge=1)
     top_logprobs: int = Field(5, ge=1, le=20)
+    logprobs_mode: str = Field("processed_logprobs", pattern=f"^({'|'.join(LOGPROBS_MODES)})$",
+                               description="processed: after temperature/top-p, the distribution the decision "
+                                           "is sampled from (vLLM >= 0.10.2; older: raw, recorded as such)")
     batch_size: int = Field(128, ge=1, description="papers handed to vLLM at once (and stored together)")
     cpu_kvcache_space_gb: float = Field(4.0, gt=0, description="KV cache on vLLM's CPU build")
     trust_remote_code: bool = False
@@ -59,6 +65,7 @@ class VLLMBackend(Backend):
         self.batch_size = self.options.batch_size
         self._llm: Any = None
         self._lora_request: Any = None
+        self.logprobs_mode = "raw_logprobs"  # what the engine really returns, set when it starts
 
     def gpus(self) -> float:
         """One GPU per engine worker: tensor x pipeline x data parallel."""
@@ -92,6 +99,8 @@ class VLLMBackend(Backend):
             kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
         if opts.data_parallel_size > 1:
             kwargs["data_parallel_size"] = opts.data_parallel_size
+        if processed_logprobs_supported(vllm):
+            kwargs["logprobs_mode"] = self.logprobs_mode = opts.logprobs_mode
         if opts.distributed_executor_backend:
             kwargs["distributed_executor_backend"] = opts.distributed_executor_backend
         if opts.lora:
@@ -133,23 +142,20 @@ class VLLMBackend(Backend):
                   for s, r in zip(settings, requests)]
         outputs = self._llm.chat([r.messages for r in requests], params, use_tqdm=False,
                                  lora_request=self._lora_request)
-        completions = [self._completion(output, self.decision_parser) for output in outputs]
-        for completion, used in zip(completions, settings):
+        tokenizer = self._llm.get_tokenizer()
+        completions = [self._completion(output, self.decision_parser, tokenizer) for output in outputs]
+        for completion, used, request in zip(completions, settings, requests):
             completion.extra["sampling"] = used  # what was really asked of the engine, defaults included
+            if request.logprobs:
+                completion.extra["logprobs_mode"] = self.logprobs_mode
         return completions
 
     @staticmethod
-    def _completion(output: Any, parser: str = "reference") -> Completion:
+    def _completion(output: Any, parser: str = "reference", tokenizer: Any = None) -> Completion:
         choice = output.outputs[0]
         p_accept, extra = None, {}
         if choice.logprobs:
-            tokens = []
-            for token_id, alternatives in zip(choice.token_ids, choice.logprobs):
-                chosen = alternatives.get(token_id)
-                top = [(lp.decoded_token or "", lp.logprob) for tid, lp in alternatives.items() if tid != token_id]
-                tokens.append(TokenLogprob((chosen.decoded_token or "") if chosen else "",
-                                           chosen.logprob if chosen else float("-inf"), top))
-            found = decision_probability(tokens, parser)
+            found = vllm_decision_probability(choice, parser, tokenizer)
             if found is not None:
                 p_accept, extra["decision_mass"] = found.p_accept, round(found.mass, 6)
         return Completion(text=choice.text, p_accept=p_accept, finish_reason=choice.finish_reason,
@@ -166,6 +172,33 @@ class VLLMBackend(Backend):
                 shutdown()
             self._llm = None
             gc.collect()
+
+
+def processed_logprobs_supported(vllm: Any) -> bool:
+    """vLLM's ``logprobs_mode`` engine argument (0.10.0), with temperature applied from 0.10.2."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    version = tuple(int(part) for part in vllm.__version__.split(".")[:3] if part.isdigit())
+    return version >= (0, 10, 2) and "logprobs_mode" in {f.name for f in dataclasses.fields(EngineArgs)}
+
+
+def vllm_decision_probability(choice: Any, parser: str, tokenizer: Any = None) -> DecisionProbability | None:
+    """By token id through the engine's tokenizer; without one, from vLLM's per-token strings,
+    each decoded alone (a SentencePiece token's leading space lost) and placed in the text."""
+    if tokenizer is not None:
+        return probability_from_ids(list(choice.token_ids),
+                                    lambda text: list(tokenizer.encode(text, add_special_tokens=False)),
+                                    lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                                    lambda i: {tid: lp.logprob for tid, lp in choice.logprobs[i].items()}, parser)
+    tokens = []
+    for token_id, alternatives in zip(choice.token_ids, choice.logprobs):
+        chosen = alternatives.get(token_id)
+        top = [(lp.decoded_token or "", lp.logprob) for tid, lp in alternatives.items() if tid != token_id]
+        tokens.append(TokenLogprob((chosen.decoded_token or "") if chosen else "",
+                                   chosen.logprob if chosen else float("-inf"), top))
+    return decision_probability(tokens, choice.text, parser)
 
 
 @hookimpl
