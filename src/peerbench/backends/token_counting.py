@@ -80,19 +80,52 @@ def load_local_tokenizer(model: str) -> Any:
     return AutoTokenizer.from_pretrained(model, local_files_only=True)
 
 
-def transformers_counter(model: str, *, required: bool = False) -> TransformersTokenCounter | None:
+# What AutoTokenizer reads first in a folder: without one of these it cannot build a tokenizer.
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "config.json")
+
+
+def hub_cache_folder(model: str) -> Path | None:
+    """The folder the Hugging Face hub would cache ``model`` in (``models--org--name`` under
+    HF_HUB_CACHE, resolved from the environment as the hub resolves it); None without the hub."""
     try:
-        import transformers  # noqa: F401
-    except ImportError:
+        from huggingface_hub import constants
+    except ImportError:  # transformers depends on it: without it there is no transformers either
+        return None
+    sep = constants.REPO_ID_SEPARATOR
+    return Path(constants.HF_HUB_CACHE) / f"models{sep}{model.replace('/', sep)}"
+
+
+def local_tokenizer_place(model: str) -> Path | None:
+    """Where a tokenizer for ``model`` could be on this machine without a download, or None.
+
+    Importing transformers costs about 2 s of CPU, so it is imported only once something is there:
+    a folder holding tokenizer or config files, or the model's folder in the hub cache."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path if any((path / name).is_file() for name in TOKENIZER_FILES) else None
+    cached = hub_cache_folder(model)
+    return cached if cached is not None and (cached / "snapshots").is_dir() else None
+
+
+def transformers_counter(model: str, *, required: bool = False) -> TransformersTokenCounter | None:
+    """The model's own tokenizer, if one is on disk (never downloaded); with ``required``, a
+    missing one is an error naming where it was looked for."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
         if required:
             raise BackendError("--backend-arg tokenizer=transformers: transformers is not installed; "
                                "run: pip install 'peerbench[hf]'") from None
+        return None
+    where = "folder" if Path(model).expanduser().exists() else f"local hub cache ({hub_cache_folder(model)})"
+    if local_tokenizer_place(model) is None:
+        if required:
+            raise BackendError(f"--backend-arg tokenizer=transformers: no tokenizer for {model!r} in the {where}")
         return None
     try:
         return TransformersTokenCounter(load_local_tokenizer(model))
     except Exception as exc:  # any hub, file or config error means: no local tokenizer
         if required:
-            where = "folder" if Path(model).exists() else "local hub cache"
             raise BackendError(f"--backend-arg tokenizer=transformers: no tokenizer for {model!r} in the {where} "
                                f"({type(exc).__name__})") from None
         return None

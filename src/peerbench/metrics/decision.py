@@ -1,6 +1,9 @@
 """Decision metrics (F1, accuracy, precision, recall, specificity, balanced accuracy, MCC, accept
 rates, parse-failure rate) and, where a P(accept) exists, AUROC, average precision, Brier score
-and expected calibration error. Papers without a P(accept) are left out of the last four."""
+and expected calibration error. Papers without a P(accept) are left out of the last four.
+
+All in numpy, point estimates and bootstrap alike (scikit-learn, the reference the tests check
+every formula against, costs a second to import at the end of every run)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,19 @@ from peerbench.hookspecs import hookimpl
 from peerbench.metrics import Metric, ScoreInputs
 
 
-def _sk():
-    import sklearn.metrics as skm
+def _point(from_counts):
+    """The point estimate by the formula the bootstrap applies to each resample (one row: every
+    paper once), so that a value and its interval can never disagree on a definition. No
+    scikit-learn here: its import alone is about a second; tests check these against it."""
+    def compute(inputs: ScoreInputs) -> float:
+        import numpy as np
 
-    return skm
+        from peerbench.reporting.scoring import resampled_counts
+
+        whole = np.arange(len(inputs.y_true))[None, :]
+        return float(np.asarray(from_counts(*resampled_counts(inputs, whole)))[0])
+
+    return compute
 
 
 def _ratio(num, den):
@@ -27,6 +39,7 @@ def _f1_counts(tp, fp, fn, tn, unparsed):
 
 
 def _mcc_counts(tp, fp, fn, tn, unparsed):
+    """0 where a margin is empty (one class, or one prediction), as scikit-learn defines it."""
     import numpy as np
 
     tp, fp, fn, tn = (np.asarray(x, dtype=float) for x in (tp, fp, fn, tn))
@@ -34,50 +47,91 @@ def _mcc_counts(tp, fp, fn, tn, unparsed):
     return _ratio(tp * tn - fp * fn, den)
 
 
-def _mcc(inputs: ScoreInputs) -> float:
-    import warnings
-
-    with warnings.catch_warnings():  # one class only: sklearn warns, and MCC is 0 by definition
-        warnings.simplefilter("ignore", UserWarning)
-        return float(_sk().matthews_corrcoef(inputs.y_true, inputs.y_pred))
-
-
-def _has_both(inputs: ScoreInputs) -> bool:
+def resample_weights(n: int, index):
+    """How often each of the ``n`` papers is drawn in each resample (one row per resample): the
+    P(accept) metrics are computed from these weights, all resamples at once."""
     import numpy as np
 
-    return len(np.unique(inputs.y_true)) == 2
+    index = np.asarray(index)
+    rows = index.shape[0]
+    flat = (index + n * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
 
 
-def _auroc(inputs: ScoreInputs) -> float | None:
+def _with_proba(inputs: ScoreInputs, index=None):
+    """(gold, P(accept), weights) of the papers that have a P(accept); the others weigh nothing.
+    Without ``index``, one row of weight 1 (the point estimate)."""
     import numpy as np
 
-    mask = ~np.isnan(inputs.p_accept)
-    if mask.sum() == 0 or len(np.unique(inputs.y_true[mask])) < 2:
-        return None
-    return float(_sk().roc_auc_score(inputs.y_true[mask], inputs.p_accept[mask]))
+    has = ~np.isnan(inputs.p_accept)
+    y, p = inputs.y_true[has].astype(float), inputs.p_accept[has]
+    w = np.ones((1, len(p))) if index is None else resample_weights(len(has), index)[:, has]
+    return y, p, w
 
 
-def _brier(inputs: ScoreInputs) -> float | None:
+def _by_score(y, p, w, descending: bool):
+    """Weights of gold-accept and gold-reject papers per distinct P(accept), in P order: tied
+    papers share one threshold, as in scikit-learn's curves."""
     import numpy as np
 
-    mask = ~np.isnan(inputs.p_accept)
-    if mask.sum() == 0:
-        return None
-    return float(_sk().brier_score_loss(inputs.y_true[mask], inputs.p_accept[mask]))
+    order = np.argsort(-p if descending else p, kind="stable")
+    ranked = p[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    drawn = w[:, order]
+    pos = np.add.reduceat(drawn * y[order], starts, axis=1)
+    return pos, np.add.reduceat(drawn, starts, axis=1) - pos
 
 
-def _with_proba(inputs: ScoreInputs):
+def weighted_auroc(y, p, w):
+    """AUROC of scores ``p`` against gold ``y`` for each row of non-negative weights ``w`` (draw
+    counts of a resample, or any sample weights): the Mann-Whitney form, the weighted share of
+    (accept, reject) pairs ranked right, ties counting half; NaN where a class weighs nothing."""
     import numpy as np
 
-    mask = ~np.isnan(inputs.p_accept)
-    return inputs.y_true[mask], inputs.p_accept[mask]
+    if len(p) == 0:
+        return np.full(len(w), np.nan)
+    pos, neg = _by_score(y, p, w, descending=False)
+    below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(1), neg.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (pos * (below + neg / 2)).sum(1) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
-def _average_precision(inputs: ScoreInputs) -> float | None:
-    y, p = _with_proba(inputs)
-    if len(y) == 0 or not y.any():
-        return None
-    return float(_sk().average_precision_score(y, p))
+def _average_precision_weighted(y, p, w):
+    """Mean over gold-accept papers of the precision at their own P(accept) (all papers scored at
+    least as high count): scikit-learn's step-wise average precision, without interpolation."""
+    import numpy as np
+
+    if len(p) == 0:
+        return np.full(len(w), np.nan)
+    pos, neg = _by_score(y, p, w, descending=True)
+    seen_pos, seen = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
+    precision = np.divide(seen_pos, seen, out=np.zeros_like(seen), where=seen > 0)
+    n_pos = pos.sum(1)
+    return np.where(n_pos > 0, (pos * precision).sum(1) / np.where(n_pos > 0, n_pos, 1), np.nan)
+
+
+def _brier_weighted(y, p, w):
+    import numpy as np
+
+    total = w.sum(1)
+    return np.where(total > 0, (w * (p - y) ** 2).sum(1) / np.where(total > 0, total, 1), np.nan)
+
+
+def _proba_metric(weighted):
+    """(point estimate, all resamples at once) of a P(accept) metric; papers without one left out."""
+    import math
+
+    def compute(inputs: ScoreInputs) -> float | None:
+        value = float(weighted(*_with_proba(inputs))[0])
+        return None if math.isnan(value) else value
+
+    def from_resamples(inputs: ScoreInputs, index):
+        return weighted(*_with_proba(inputs, index))
+
+    from_resamples.leaves_out_missing_p = True  # scoring may hand it papers without a P(accept)
+    return compute, from_resamples
 
 
 ECE_BINS = 10
@@ -113,50 +167,36 @@ def expected_calibration_error(y_true, p_accept, bins: int = ECE_BINS) -> float:
     return float(sum(count / n * abs(gold - mean) for _, count, mean, gold in reliability_bins(y_true, p_accept, bins)))
 
 
+def _ece_weighted(y, p, w):
+    """Per bin |sum of (gold - P)|, summed over bins, over the papers: the same number as
+    expected_calibration_error (share x |gold rate - mean P| per bin), with draws as weights."""
+    import numpy as np
+
+    total = w.sum(1)
+    if len(p) == 0:
+        return np.full(len(w), np.nan)
+    members = (calibration_bin(p)[:, None] == np.arange(ECE_BINS)).astype(float)
+    gaps = np.abs((w * (y - p)) @ members).sum(1)
+    return np.where(total > 0, gaps / np.where(total > 0, total, 1), np.nan)
+
+
 def _ece(inputs: ScoreInputs) -> float | None:
-    y, p = _with_proba(inputs)
-    return expected_calibration_error(y, p) if len(y) else None
+    import numpy as np
+
+    mask = ~np.isnan(inputs.p_accept)
+    return expected_calibration_error(inputs.y_true[mask], inputs.p_accept[mask]) if mask.any() else None
 
 
 def _ece_resamples(inputs: ScoreInputs, index):
-    import numpy as np
-
-    y, p = inputs.y_true[index].astype(float), inputs.p_accept[index]
-    which = calibration_bin(p)
-    n = y.shape[1]
-    total = np.zeros(len(index))
-    for b in range(ECE_BINS):
-        members = which == b
-        count = members.sum(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gap = np.abs((y * members).sum(1) - (p * members).sum(1)) / np.where(count > 0, count, 1)
-        total += np.where(count > 0, count / n * gap, 0.0)
-    return total
+    return _ece_weighted(*_with_proba(inputs, index))
 
 
-def _auroc_resamples(inputs: ScoreInputs, index):
-    """Mann-Whitney form of AUROC, all resamples at once (ties get average ranks, as in sklearn)."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    p, t = inputs.p_accept[index], inputs.y_true[index]
-    ranks = rankdata(p, axis=1)
-    pos = t.sum(1).astype(float)
-    neg = t.shape[1] - pos
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = ((ranks * t).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
-    return np.where((pos > 0) & (neg > 0), auc, np.nan)
+_ece_resamples.leaves_out_missing_p = True
 
 
-def _brier_resamples(inputs: ScoreInputs, index):
-    return ((inputs.p_accept[index] - inputs.y_true[index]) ** 2).mean(1)
-
-
-def _balanced(inputs: ScoreInputs) -> float:
-    if not _has_both(inputs):  # sklearn warns and averages one class; define it as that class's recall
-        return float(_sk().recall_score(inputs.y_true, inputs.y_pred, pos_label=bool(inputs.y_true[0]),
-                                        zero_division=0))
-    return float(_sk().balanced_accuracy_score(inputs.y_true, inputs.y_pred))
+_auroc, _auroc_resamples = _proba_metric(weighted_auroc)
+_average_precision, _average_precision_resamples = _proba_metric(_average_precision_weighted)
+_brier, _brier_resamples = _proba_metric(_brier_weighted)
 
 
 def _balanced_counts(tp, fp, fn, tn, unparsed):
@@ -174,23 +214,22 @@ def _mean(x) -> float:
     return float(np.mean(x)) if len(x) else 0.0
 
 
+def _counted(name: str, description: str, from_counts, **kwargs) -> Metric:
+    """A metric of the confusion counts: point estimate and bootstrap by the same formula."""
+    return Metric(name, description, _point(from_counts), from_counts, **kwargs)
+
+
 BUILTIN_METRICS = (
-    Metric("f1", "F1 of the accept class", lambda i: float(_sk().f1_score(i.y_true, i.y_pred, zero_division=0)),
-           _f1_counts),
-    Metric("accuracy", "share of correct decisions", lambda i: float(_sk().accuracy_score(i.y_true, i.y_pred)),
-           lambda tp, fp, fn, tn, u: _ratio(tp + tn, tp + fp + fn + tn)),
-    Metric("precision", "of the papers predicted accept, the share gold-accept",
-           lambda i: float(_sk().precision_score(i.y_true, i.y_pred, zero_division=0)),
-           lambda tp, fp, fn, tn, u: _ratio(tp, tp + fp)),
-    Metric("recall", "of the gold-accept papers, the share predicted accept",
-           lambda i: float(_sk().recall_score(i.y_true, i.y_pred, zero_division=0)),
-           lambda tp, fp, fn, tn, u: _ratio(tp, tp + fn)),
-    Metric("specificity", "of the gold-reject papers, the share predicted reject",
-           lambda i: float(_sk().recall_score(i.y_true, i.y_pred, pos_label=False, zero_division=0)),
-           lambda tp, fp, fn, tn, u: _ratio(tn, tn + fp)),
-    Metric("balanced_accuracy", "mean of recall and specificity", _balanced, _balanced_counts),
-    Metric("mcc", "Matthews correlation coefficient",
-           _mcc, _mcc_counts),
+    _counted("f1", "F1 of the accept class", _f1_counts),
+    _counted("accuracy", "share of correct decisions", lambda tp, fp, fn, tn, u: _ratio(tp + tn, tp + fp + fn + tn)),
+    _counted("precision", "of the papers predicted accept, the share gold-accept",
+             lambda tp, fp, fn, tn, u: _ratio(tp, tp + fp)),
+    _counted("recall", "of the gold-accept papers, the share predicted accept",
+             lambda tp, fp, fn, tn, u: _ratio(tp, tp + fn)),
+    _counted("specificity", "of the gold-reject papers, the share predicted reject",
+             lambda tp, fp, fn, tn, u: _ratio(tn, tn + fp)),
+    _counted("balanced_accuracy", "mean of recall and specificity", _balanced_counts),
+    _counted("mcc", "Matthews correlation coefficient", _mcc_counts),
     Metric("pred_accept_rate", "share of papers whose review says ACCEPTANCE (never an unparsed one)",
            lambda i: _mean(i.accepts), higher_is_better=None,
            from_resamples=lambda i, index: i.accepts[index].mean(1)),
@@ -202,7 +241,7 @@ BUILTIN_METRICS = (
     Metric("auroc", "area under the ROC curve of P(accept)", _auroc, needs_proba=True,
            from_resamples=_auroc_resamples),
     Metric("average_precision", "area under the precision-recall curve of P(accept) (accept class)",
-           _average_precision, needs_proba=True),
+           _average_precision, needs_proba=True, from_resamples=_average_precision_resamples),
     Metric("brier", "Brier score of P(accept)", _brier, needs_proba=True, higher_is_better=False,
            from_resamples=_brier_resamples),
     Metric("ece", f"expected calibration error of P(accept), {ECE_BINS} equal-width bins", _ece, needs_proba=True,

@@ -57,12 +57,14 @@ def split_cached(items: Sequence[Item], cache: Any, on_result: OnResult) -> list
 
 
 async def send_batch(backend: Any, requests: Sequence[ChatRequest], semaphore: asyncio.Semaphore,
-                     started: list[float] | None = None) -> list[Completion]:
+                     started: list[float] | None = None, on_slot: Callable[[], None] | None = None) -> list[Completion]:
     """One ``generate`` call holding one slot of the connection's bound (the time the slot was
     taken is appended to ``started``, for latencies); a wrong count is the backend's bug."""
     async with semaphore:
         if started is not None:
             started.append(time.perf_counter())
+        if on_slot is not None:
+            on_slot()
         completions = await backend.generate(list(requests))
     if len(completions) != len(requests):
         raise BackendError(f"backend {backend.name!r} returned {len(completions)} completions "
@@ -71,13 +73,13 @@ async def send_batch(backend: Any, requests: Sequence[ChatRequest], semaphore: a
 
 
 async def send_retried(backend: Any, request: ChatRequest, semaphore: asyncio.Semaphore,
-                       policy: RetryPolicy) -> tuple[Completion, float]:
+                       policy: RetryPolicy, on_slot: Callable[[], None] | None = None) -> tuple[Completion, float]:
     """One request through the retry driver: (completion, seconds from the first attempt to the end).
     Each attempt takes a slot and gives it back, so a request waiting out a backoff blocks no other."""
     started: list[float] = []
 
     async def attempt() -> Completion:
-        return (await send_batch(backend, [request], semaphore, started))[0]
+        return (await send_batch(backend, [request], semaphore, started, on_slot))[0]
 
     completion = await complete_with_retries(attempt, backend.classify_error, max_retries=policy.max_retries,
                                              backoff=policy.backoff)
@@ -98,19 +100,25 @@ async def generate_all(backend: Any, requests: Sequence[ChatRequest],
     return [completion for batch in batches for completion in batch]
 
 
-async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | None, on_result: OnResult) -> None:
+async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | None, on_result: OnResult,
+                   warm_up: Sequence[str] = ()) -> None:
     """Every pending item through the backend, each answer handed on as it lands; the first
-    exception (a BackendError, or an error the backend did not classify) cancels what is in flight."""
-    semaphore = connection_semaphore(backend.connection_key(), concurrency or backend.max_concurrency)
+    exception (a BackendError, or an error the backend did not classify) cancels what is in flight.
+    The modules named in ``warm_up`` are imported meanwhile (see :class:`WarmUp`)."""
+    size = concurrency or backend.max_concurrency
+    semaphore = connection_semaphore(backend.connection_key(), size)
     policy = backend.retry_policy()
+    batch_size = 1 if policy is not None else max(1, backend.batch_size)
+    warm = WarmUp(warm_up, wave=min(size, -(-len(items) // batch_size)))
 
     async def run_one(item: Item) -> None:
-        completion, latency = await send_retried(backend, item.request, semaphore, policy)
+        completion, latency = await send_retried(backend, item.request, semaphore, policy, warm.slot_taken)
         on_result(item, completion, latency, False)
 
     async def run_batch(batch: Sequence[Item]) -> None:
         started: list[float] = []
-        completions = await send_batch(backend, [item.request for item in batch], semaphore, started)
+        completions = await send_batch(backend, [item.request for item in batch], semaphore, started,
+                                       warm.slot_taken)
         latency = (time.perf_counter() - started[0]) / max(1, len(batch))
         for item, completion in zip(batch, completions):
             on_result(item, completion, latency, False)
@@ -118,9 +126,37 @@ async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | No
     if policy is not None:
         jobs = [run_one(item) for item in items]
     else:
-        size = max(1, backend.batch_size)
-        jobs = [run_batch(items[i:i + size]) for i in range(0, len(items), size)]
+        jobs = [run_batch(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
     await run_all(jobs)
+
+
+class WarmUp:
+    """Imports, on a thread, what the run needs after its last reply (numpy, the scoring and table
+    code: a few hundred ms of CPU that would otherwise sit between the last reply and the exit),
+    while the requests wait on the server and the interpreter has nothing else to do.
+
+    It starts ``delay`` seconds after the first wave holds every slot (or every request): a thread
+    importing holds the GIL for up to 5 ms at a time (the switch interval), and each of the wave's
+    requests, still being written for some tens of ms, would wait that long to go out."""
+
+    def __init__(self, modules: Sequence[str], wave: int, delay: float = 0.1):
+        self.modules, self.wave, self.delay, self.taken = tuple(modules), wave, delay, 0
+        self.thread: threading.Thread | None = None
+
+    def slot_taken(self) -> None:
+        self.taken += 1
+        if self.modules and self.taken == self.wave:
+            self.thread = threading.Thread(target=self._import, name="peerbench-warm-up")
+            asyncio.get_running_loop().call_later(self.delay, self.thread.start)
+
+    def _import(self) -> None:
+        import importlib
+
+        for name in self.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # imported again where it is used, and fails there with its own message
+                pass
 
 
 async def run_all(jobs: Sequence[Any]) -> None:
