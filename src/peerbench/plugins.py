@@ -28,12 +28,14 @@ DEFAULT_PLUGINS = (
     "peerbench.backends.openai_compat",
     "peerbench.backends.replay",
     "peerbench.backends.vllm",
+    "peerbench.datasets.hf",
     "peerbench.datasets.jsonl",
     "peerbench.datasets.openreview",
     "peerbench.datasets.peerread",
     "peerbench.labels",
     "peerbench.presets",
     "peerbench.metrics.decision",
+    "peerbench.metrics.rating",
     "peerbench.task",
 )
 

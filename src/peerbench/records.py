@@ -149,13 +149,19 @@ class Sample:
     extra: dict[str, Any] = field(default_factory=dict)  # backend details: tries taken, logprob mass...
     messages: list[dict[str, str]] | None = None         # the prompt, only with --store-prompts
     paper_hash: str | None = None            # the paper's content (title, abstract, sections) it answered
+    recommendations: list[float] | None = None  # every human reviewer's rating (the human ceiling's input)
+    rating_scale: list[int] | None = None    # [low, high] where the prompt asked for a rating, else None
+    rating: float | None = None              # the review's parsed overall rating (None: no rating line)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored line: ``extra`` and ``messages`` only when they hold something."""
+        """The stored line: ``extra``, ``messages`` and ``recommendations`` only when they hold
+        something, ``rating`` only where the prompt asked for one."""
         data = asdict(self)
-        for optional in ("extra", "messages"):
+        for optional in ("extra", "messages", "recommendations"):
             if not data[optional]:
                 del data[optional]
+        if data["rating_scale"] is None:
+            del data["rating_scale"], data["rating"]
         return data
 
     @classmethod

@@ -13,6 +13,7 @@ from peerbench.labels import LabelRule
 from peerbench.parsing import parse_decision
 from peerbench.pipeline.store import stable_hash
 from peerbench.prompts import BodyInsert, RenderedPrompt, TokenCounter, render
+from peerbench.ratings import parse_rating, scale_of
 from peerbench.records import ChatRequest, Completion, Decision, Paper, Sample
 from peerbench.task import Task
 
@@ -29,6 +30,7 @@ class Item:
     prompt_hash: str
     index: int = 0
     paper_hash: str | None = None
+    rating_scale: tuple[int, int] | None = None  # where the prompt asks for the venue's overall rating
 
 
 def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCounter | None,
@@ -38,6 +40,7 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
     """Render every prompt once (token-aware when the backend counts) and key each request for the cache:
     the key is the request as sent (backend identity, local weights, generation settings, messages)."""
     template = task.prompt_template()
+    rating_scale = scale_of(template.name)
     generation = task.generation_config()
     described = {**backend.identity(), "weights": weights} if weights else backend.identity()
     items = []
@@ -57,7 +60,7 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
                                   meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
                                   paper=paper)
             key = stable_hash({"backend": described, "generation": config.to_dict(), "messages_sha256": prompt_digest})
-            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash))
+            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash, rating_scale))
     return items
 
 
@@ -66,6 +69,7 @@ def build_sample(item: Item, completion: Completion, latency: float, cached: boo
     """The stored record of one paper's answer; a failed request is FAILED, never parsed."""
     paper = item.paper
     decision = Decision.FAILED if completion.error else parse_decision(completion.text, parser)
+    scale = item.rating_scale
     return Sample(
         id=paper.key, paper_id=paper.id, venue=paper.venue, split=paper.split, title=paper.title,
         gold=item.golds, accepted=paper.accepted, mean_recommendation=paper.mean_recommendation,
@@ -74,4 +78,6 @@ def build_sample(item: Item, completion: Completion, latency: float, cached: boo
         error=scrub(completion.error) if completion.error else None, finish_reason=completion.finish_reason,
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         latency_s=round(latency, 6), cached=cached, extra=dict(completion.extra or {}),
-        messages=item.request.messages if store_prompt else None, paper_hash=item.paper_hash)
+        messages=item.request.messages if store_prompt else None, paper_hash=item.paper_hash,
+        recommendations=list(paper.recommendations) or None, rating_scale=list(scale) if scale else None,
+        rating=parse_rating(completion.text, scale) if scale and not completion.error else None)

@@ -1,0 +1,111 @@
+"""The human ceiling: how good one human reviewer is on the same papers.
+
+Leave one reviewer out, and score that reviewer's rating as the model's is scored: against the
+mean of the other reviewers' ratings (the rating metrics of :mod:`peerbench.metrics.rating`) and
+against the real decision. Shown beside the trivial baselines, on every task whose papers carry
+per-review ratings (``Sample.recommendations``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peerbench.metrics import rating
+from peerbench.metrics.rating import (  # noqa: F401  (HUMAN: the column's name, kept here too)
+    HUMAN,
+    kendall,
+    pairwise_accuracy,
+    row_kendall,
+    row_pairwise,
+    row_spearman,
+)
+
+CEILING_DRAWS = 200
+
+
+def _draws(recommendations: Sequence[Sequence[float]], seed: int, draws: int):
+    """``draws`` x papers: one reviewer's rating, drawn uniformly per paper, and the mean of the others'."""
+    import numpy as np
+
+    counts = np.array([len(r) for r in recommendations])
+    table = np.full((len(counts), counts.max()), np.nan)
+    for row, ratings in enumerate(recommendations):
+        table[row, :len(ratings)] = ratings
+    picked = (np.random.default_rng(seed).random((draws, len(counts))) * counts).astype(int)
+    held = table[np.arange(len(counts)), picked]
+    return held, (np.nansum(table, 1) - held) / (counts - 1)
+
+
+def _rows(rows_function, function, human, model) -> list[float | None]:
+    if human.shape[1] <= rating.PAIR_MATRIX_LIMIT:
+        return list(rows_function(human, model))
+    return [function(h, m) for h, m in zip(human, model)]
+
+
+def _mean_over_draws(values) -> float | None:
+    import numpy as np
+
+    values = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return None if np.isnan(values).all() else float(np.nanmean(values))
+
+
+def _decision_ceiling(recommendations: Sequence[Sequence[float]], gold) -> dict[str, float]:
+    """One reviewer's rating against the decision, exactly in expectation over which reviewer: each
+    review weighs 1/(the paper's reviews), so every paper counts once (a pooled weighted AUROC is
+    the mean AUROC of a uniformly drawn reviewer per paper, and so is balanced accuracy)."""
+    import numpy as np
+
+    from peerbench.metrics.decision import weighted_auroc
+
+    gold = np.asarray(gold, dtype=bool)
+    if len(np.unique(gold)) < 2:
+        return {}
+    ratings = np.concatenate([np.asarray(r, dtype=float) for r in recommendations])
+    weights = np.concatenate([np.full(len(r), 1 / len(r)) for r in recommendations])
+    labels = np.repeat(gold, [len(r) for r in recommendations])
+    # scikit-learn's balanced_accuracy_score with sample weights, for every threshold at once
+    said_accept = ratings[None, :] >= np.unique(ratings)[:, None]
+    recall = (weights * (said_accept & labels)).sum(1) / weights[labels].sum()
+    specificity = (weights * (~said_accept & ~labels)).sum(1) / weights[~labels].sum()
+    scores = dict(zip(np.unique(ratings).tolist(), ((recall + specificity) / 2).tolist()))
+    threshold = max(scores, key=lambda t: (round(scores[t], 12), -t))  # ties: the lowest, float noise aside
+    return {"rating_auroc": float(weighted_auroc(labels, ratings, weights[None, :])[0]),
+            "balanced_accuracy": float(scores[threshold]), "balanced_accuracy_threshold": threshold}
+
+
+def human_ceiling(recommendations: Sequence[Sequence[float]], gold: Sequence[bool] | None = None, *,
+                  seed: int = 0, draws: int = CEILING_DRAWS) -> dict[str, float]:
+    """How well one human reviewer does, leaving that reviewer out of the target.
+
+    Papers with at least two ratings count. Against the others' mean rating (Spearman, Kendall,
+    pairwise accuracy, MAE): one reviewer is drawn per paper, ``draws`` times (seeded), and the
+    values are averaged over the draws. Against ``gold`` (the real decision): AUROC of that
+    reviewer's rating, and the balanced accuracy of the best threshold ``rating >= t``, chosen on
+    these same papers (an optimistic ceiling; ``balanced_accuracy_threshold`` says which t).
+    """
+    keep = [i for i, r in enumerate(recommendations) if r is not None and len(r) >= 2]
+    if len(keep) < 2:
+        return {}
+    rated = [list(map(float, recommendations[i])) for i in keep]
+    held, others = _draws(rated, seed, draws)
+    out: dict[str, float] = {"n": len(keep), "draws": draws}
+    values = {"rating_spearman": _mean_over_draws(row_spearman(held, others)),
+              "rating_kendall": _mean_over_draws(_rows(row_kendall, kendall, others, held)),
+              "rating_pairwise_accuracy": _mean_over_draws(_rows(row_pairwise, pairwise_accuracy, others, held)),
+              "rating_mae": _mean_over_draws(abs(held - others).mean(1))}
+    out.update({name: value for name, value in values.items() if value is not None})
+    if gold is not None:
+        out.update(_decision_ceiling(rated, [gold[i] for i in keep]))
+    return out
+
+
+def human_ceiling_for(rows: Sequence[dict[str, Any]], rule: str, seed: int) -> dict[str, float]:
+    """The ceiling on a label rule's scored samples: against the decision only under ``decision``
+    (a rule made from the ratings holds the held-out reviewer's own rating); nothing where the
+    rated papers span venues, whose rating scales need not match (see each venue's own)."""
+    rated = [row for row in rows if len(row.get("recommendations") or ()) >= 2]
+    if len({row["venue"] for row in rated}) != 1:
+        return {}
+    gold = [bool(row["gold"][rule]) for row in rated] if rule == "decision" else None
+    return human_ceiling([row["recommendations"] for row in rated], gold, seed=seed)

@@ -1,0 +1,74 @@
+"""The rating prompt family and its parser: a review that gives the venue's overall rating as well
+as the decision line.
+
+The prompts are the reference's (``data/card.json``) with one section added before its
+``## Final Recommendation``: the card's text is never retyped, so the decision part of the
+review, and its parser (``parsing.py``), stay the reference's. One prompt per rating scale, named
+``reference-rating-LO-HI``: the scale is in the prompt's name, so a task that names the prompt
+names the scale, and the task fingerprint changes with it.
+
+The rating line is ``Overall rating: N``. The parser reads the *last* such line (a review may
+quote the instruction earlier); it takes letter case and markdown marks as they come
+(``**Overall rating:** 7``), an optional ``/HI`` or ``out of HI`` after the number and any words
+after it (``7 (good paper, accept)``). A number outside the scale, a ``/M`` with another M, and a
+range (``1-10``, ``1 to 10``: an echo of the instruction) give no rating.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Literal
+
+from peerbench.errors import ConfigError
+
+# prompt name -> (lowest, highest): ICLR's 1-10 overall rating; ACL's and CoNLL's 1-5 RECOMMENDATION.
+RATING_SCALES: dict[str, tuple[int, int]] = {"reference-rating-1-10": (1, 10), "reference-rating-1-5": (1, 5)}
+_ANCHOR = "## Final Recommendation"
+_MARKS = r"[ \t*_`]"
+_RATING_RE = re.compile(
+    rf"^[ \t>*_`#-]*overall{_MARKS}+rating{_MARKS}*:{_MARKS}*(?P<value>\d+(?:\.\d+)?)"
+    rf"(?:{_MARKS}*(?:/|out{_MARKS}+of){_MARKS}*(?P<of>\d+))?(?P<rest>[^\n]*)$",
+    re.IGNORECASE | re.MULTILINE)
+_RANGE_RE = re.compile(r"^\s*(?:-|–|to\b)\s*\d")
+
+
+def rating_section(low: int, high: int) -> str:
+    """The section the rating prompts add, in the card's own format."""
+    return (f"## Overall Rating\n<one paragraph placing the paper on the venue's overall rating scale>\n"
+            f"End this section with EXACTLY ONE line:\n    Overall rating: <an integer from {low} (lowest) "
+            f"to {high} (highest)>\n\n")
+
+
+@lru_cache(maxsize=1)
+def rating_prompts() -> dict[str, tuple[str, str, Literal["format"]]]:
+    """Named prompts (system, user template, syntax): the card's, with the rating section added."""
+    from peerbench.reference import card
+
+    facts = card()
+    user = facts["user_template"]
+    if user.count(_ANCHOR) != 1:
+        raise ConfigError(f"data/card.json: user_template must hold {_ANCHOR!r} exactly once for the rating prompts")
+    return {name: (facts["system"], user.replace(_ANCHOR, rating_section(*scale) + _ANCHOR), "format")
+            for name, scale in RATING_SCALES.items()}
+
+
+def scale_of(prompt: str | None) -> tuple[int, int] | None:
+    """The rating scale a prompt asks for (a custom template on a rating prompt keeps its scale);
+    None for a prompt that asks no rating."""
+    if not prompt:
+        return None
+    return RATING_SCALES.get(prompt.removesuffix("+custom"))
+
+
+def parse_rating(text: str | None, scale: tuple[int, int]) -> float | None:
+    """The review's overall rating on ``scale``, or None where it gives no usable rating line."""
+    low, high = scale
+    for match in reversed(list(_RATING_RE.finditer(text or ""))):
+        if _RANGE_RE.match(match.group("rest")):
+            continue  # "1-10", "1 to 10": the instruction echoed, not a rating
+        value = float(match.group("value"))
+        if match.group("of") is not None and int(match.group("of")) != high:
+            return None
+        return value if low <= value <= high else None
+    return None
