@@ -162,3 +162,14 @@ def run_cli(args: list[str], env: dict[str, str], **kwargs):
 
     return subprocess.run([sys.executable, "-m", "peerbench.cli", *args], env=env, capture_output=True, text=True,
                           timeout=kwargs.pop("timeout", 120), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def distill_site(tmp_path_factory):
+    """The bundled distillation plugin, pip-installed as a user would, into a folder for PYTHONPATH."""
+    import subprocess
+
+    target = tmp_path_factory.mktemp("distill-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(REPO / "plugins" / "peerbench-distill")], check=True)
+    return target

@@ -32,7 +32,8 @@ class OpenAIChatServer(LocalServer):
     def __init__(self, model: str = "tiny-reviewer", *, port: int = 0, latency: float = 0.0, api_key: str | None = None,
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
-                 sample_by_seed: bool = False, gullible: tuple[str, ...] = ()):
+                 sample_by_seed: bool = False, gullible: tuple[str, ...] = (),
+                 logprob_reply: Callable[[str], tuple[str, list[dict]]] | None = None):
         self.model = model
         self.latency = latency
         self.api_key = api_key
@@ -43,6 +44,8 @@ class OpenAIChatServer(LocalServer):
         self.logprobs = logprobs
         self.sample_by_seed = sample_by_seed  # decide by a draw seeded with (title, seed), as sampling would
         self.gullible = gullible  # phrases that, found in the prompt, make this reviewer accept
+        # title -> (content, logprobs "content" list as on the wire): a review and its token logprobs as given
+        self.logprob_reply = logprob_reply
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
         self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
@@ -130,6 +133,8 @@ class OpenAIChatServer(LocalServer):
                     return None
                 if fault == "malformed":
                     return self.send_body(200, b'{"id": "x", "choices": [', "application/json")
+                if fault == "error200":  # a 200 that carries an error object instead of choices
+                    return self.send_json(200, {"error": {"message": "upstream provider overloaded", "code": 503}})
                 if fault == "empty":
                     return self.send_json(200, {"id": "x", "object": "chat.completion", "created": 0,
                                             "model": server.model, "choices": []})
@@ -148,6 +153,13 @@ class OpenAIChatServer(LocalServer):
         self.base_url = self.root_url + "/v1"
 
     def completion(self, title: str, body: dict) -> dict:
+        if self.logprob_reply is not None:
+            text, content = self.logprob_reply(title)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                      "logprobs": {"content": content} if body.get("logprobs") else None}
+            return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
+                    "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": len(content),
+                                                   "total_tokens": 10 + len(content)}}
         p = self.p_accept(title)
         user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
         if any(phrase in user for phrase in self.gullible):

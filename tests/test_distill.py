@@ -9,19 +9,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-from conftest import REPO, cli_env
+from conftest import cli_env
 from vertex_server import GeminiServer
 
 TOKEN = "ya29.distill-test-token"
-
-
-@pytest.fixture(scope="module")
-def distill_site(tmp_path_factory):
-    target = tmp_path_factory.mktemp("distill-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(REPO / "plugins" / "peerbench-distill")], check=True)
-    return target
 
 
 def distill_env(home, site):
@@ -169,3 +160,36 @@ def test_the_pool_can_draw_on_openreview(distill_site, peerread_root, tmp_path, 
     rows = [json.loads(line) for line in (tmp_path / "w" / "pool.jsonl").read_text().splitlines()]
     assert {r["venue"] for r in rows} == {"iclr_2017", "iclr_2020"}
     assert "DECISIONTEXT" not in json.dumps(rows) and "AUTHORCOMMENT" not in json.dumps(rows)
+
+
+def test_teacher_cap_makes_room_for_thinking_and_cut_replies_are_asked_again(distill_site, peerread_root,
+                                                                            tiny_model_dir, tmp_path, isolated_home):
+    """The teacher's cap is teacher_max_tokens plus its thinking budget; a reply cut at the cap is a
+    failed paper with its reason (the filter never sees it), and rerunning the stage asks for it again."""
+    from vertex_server import thinking_of
+
+    env = distill_env(isolated_home, distill_site)
+    work = tmp_path / "w"
+    first_title = []
+
+    def script(title, attempt):  # the first paper asked: the model thinks past its budget, once
+        first_title[:] = first_title or [title]
+        return "overthink" if title == first_title[0] and attempt == 1 else None
+
+    with GeminiServer(token=TOKEN, script=script) as server:
+        args = settings(server, peerread_root, tiny_model_dir, teacher_options=json.dumps(
+            {"base_url": server.base_url, "project": "p", "access_token_env": "VTOKEN", "retry_backoff": 0.01,
+             "thinking_budget": 64}))
+        assert distill(["prompts", "-w", str(work), *args], env).returncode == 0
+        done = distill(["teacher", "-w", str(work)], env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert {b["generationConfig"]["maxOutputTokens"] for b in server.bodies} == {200 + 64}
+        assert {json.dumps(thinking_of(b["generationConfig"])) for b in server.bodies} == {'{"thinkingBudget": 64}'}
+        assert ("(1 failed; 1 of them: cut off at the output cap, max_output_tokens 264 (finish reason MAX_TOKENS): "
+                "no review text (thinking took the whole cap);") in done.stdout
+        assert f"thinking {13 * 40 + 264}" in done.stdout  # 13 replies think 40 tokens, the cut one the whole cap
+        filtered = distill(["filter", "-w", str(work), "--force"], env)
+        assert "filter: kept 13 of 14" in filtered.stdout, filtered.stdout + filtered.stderr
+        again = distill(["teacher", "-w", str(work)], env)
+        assert again.returncode == 0 and "(0 failed)" in again.stdout, again.stdout + again.stderr
+        assert server.attempts[first_title[0]] == 2 and sum(server.attempts.values()) == 15

@@ -205,6 +205,12 @@ def test_samples_k_gives_the_accept_share_as_p_accept(peerread_root, tmp_path):
     assert mixed > 0  # the seeds really gave different reviews
     assert result.config["samples_per_paper"] == 5 and "auroc" in \
         result.metrics["label_rules"]["recommendation>=4"]["overall"]["metrics"]
+    # the majority vote is a column beside the first-sample scores; every generation is counted
+    voted = result.metrics["label_rules"]["recommendation>=4"]["baselines"]["majority of 5 samples"]
+    gold = [s["gold"]["recommendation>=4"] for s in samples]
+    assert voted["accuracy"] == sum((s["extra"]["majority"] == "ACCEPT") == g for s, g in zip(samples, gold)) / 10
+    generations = result.metrics["generations"]
+    assert generations["total"] == 50 and generations["ACCEPT"] == sum(s["p_accept"] * 5 for s in samples)
 
 
 def test_a_secret_inside_an_option_value_is_kept_out_of_every_file(peerread_root, tmp_path, isolated_home):
@@ -327,3 +333,20 @@ def test_a_model_saved_again_at_the_same_path_is_requested_again_on_the_same_com
         assert third.returncode == 0 and server.hits["POST /v1/chat/completions"] == 6  # cache missed, as it must
     dirs = sorted(p.name for p in (isolated_home.parent / "peerbench-runs").iterdir())
     assert len(dirs) == 2  # the default run directory follows the weights
+
+
+def test_each_failure_keeps_what_the_server_said(peerread_root, tmp_path):
+    """A hang-up is not a timeout, and a 200 carrying an error object keeps the server's text."""
+    titles = unique_titles(peerread_root)
+    faults = dict(zip(titles, ["drop", "hang", "error200"]))
+    with OpenAIChatServer(script=lambda title, attempt: faults.get(title)) as server:
+        for client in ("aiohttp", "httpx"):
+            peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / client,
+                          backend_options=options(server, timeout=1.0, max_retries=0, http_client=client),
+                          resamples=10, progress=False)
+            errors = {s["title"]: s["error"] for s in samples_of(tmp_path / client) if s["error"]}
+            assert errors[titles[0]].startswith("the server closed the connection before replying ("), client
+            assert errors[titles[1]] == "no reply within 1 s (gave up after 1 try)", client
+            assert errors[titles[2]] == ("malformed reply: the server answered 200 with an error: "
+                                         "upstream provider overloaded (gave up after 1 try)"), client
+            assert len(errors) == 3

@@ -109,3 +109,15 @@ def test_sweep_names_no_backend():
     source = Path(module.__file__).read_text()
     for name in peerbench.list_backends():
         assert f'"{name}"' not in source and f"'{name}'" not in source, name
+
+
+def test_a_bad_entry_is_refused_before_any_run_naming_the_file_and_the_run(peerread_root, tmp_path, isolated_home):
+    spec = write_spec(tmp_path / "sweep.yaml", peerread_root)
+    data = yaml.safe_load(spec.read_text())
+    data["models"].append({"name": "typo", "backend": "baseline", "model": "always-accept", "options": {"bogus": 1}})
+    spec.write_text(yaml.safe_dump(data))
+    done = run_cli(["sweep", str(spec), "--out", str(tmp_path / "s"), "-q"], cli_env(isolated_home))
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"Error: {spec}: run peerread95__typo (backend baseline, task peerread95): bogus: Extra inputs are not "
+        "permitted (backend 'baseline' takes: max_features, C, seed)"]
+    assert not (tmp_path / "s" / "peerread95__accept").exists()  # nothing started

@@ -217,7 +217,7 @@ def test_the_retry_policy_comes_from_the_plugins_options(acme):
         assert backend.retry_policy().max_retries == 0
         [completion] = backend.generate_sync([chat("One paper")])  # notebooks get the harness's retries too
         assert server.attempts["One paper"] == 1
-    assert completion.error == "HTTP 500: internal error (gave up after 1 tries)"
+    assert completion.error == "HTTP 500: internal error (gave up after 1 try)"
     assert completion.extra == {"attempts": 1}
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
-from peerbench.backends.logprobs import TokenLogprob, decision_probability
+from peerbench.backends.logprobs import SERVER_MODE, TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
@@ -66,6 +66,40 @@ def _status_message(exc: Any) -> str:
         if body.get("detail"):
             return str(body["detail"])
     return str(getattr(exc, "message", exc))
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain = [exc]
+    while (chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 20:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
+
+
+DISCONNECTED = ("RemoteProtocolError", "ServerDisconnectedError")
+
+
+def connection_problem(exc: BaseException, timeout_s: float, secret: str | None = None) -> tuple[str, str]:
+    """What went wrong on the wire, as (kind, message), named by its root cause: the SDK's aiohttp
+    transport reports a server that hung up as a timeout, which would send the user looking at the
+    wrong thing. kind is "timeout", "closed" or "unreachable"."""
+    chain = _causes(exc)
+    closed = [cause for cause in chain if type(cause).__name__ in DISCONNECTED]
+    if closed:
+        return "closed", (f"the server closed the connection before replying "
+                          f"({type(closed[0]).__name__}: {_short(closed[0], secret)})")
+    if any(isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__ for cause in chain):
+        return "timeout", f"no reply within {timeout_s:g} s"
+    cause = exc.__cause__ or exc
+    return "unreachable", f"connection failed: {_short(cause, secret) or type(cause).__name__}"
+
+
+def _error_in_body(response: Any) -> str | None:
+    """A 2xx reply that carries an error object instead of choices (some proxies and hosted APIs)."""
+    extra = getattr(response, "model_extra", None) or {}
+    error = extra.get("error") or extra.get("detail")
+    if isinstance(error, Mapping):
+        error = error.get("message") or error
+    return str(error) if error else None
 
 
 def server_root(base_url: str) -> str:
@@ -193,11 +227,8 @@ class OpenAIBackend(Backend):
         if isinstance(exc, openai.APIStatusError):
             return Failure(f"HTTP {exc.status_code}: {_short(_status_message(exc), self.api_key)}",
                            exc.status_code in RETRY_STATUS, retry_after_seconds(exc.response.headers))
-        if isinstance(exc, openai.APITimeoutError):
-            return Failure(f"no reply within {opts.timeout:g} s", True)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc
-            return Failure(f"connection failed: {_short(cause, self.api_key) or type(cause).__name__}", True)
+        if isinstance(exc, openai.APIConnectionError):  # timeouts included
+            return Failure(connection_problem(exc, opts.timeout, self.api_key)[1], True)
         if isinstance(exc, (_Malformed, ValueError)):
             return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
         raise exc
@@ -207,7 +238,9 @@ class OpenAIBackend(Backend):
         if not hasattr(response, "choices"):
             raise _Malformed(f"expected a chat completion object, got {type(response).__name__}")
         if not choices:
-            raise _Malformed("the reply has an empty choices list")
+            error = _error_in_body(response)
+            raise _Malformed(f"the server answered 200 with an error: {error}" if error
+                             else "the reply has an empty choices list")
         choice = choices[0]
         message = getattr(choice, "message", None)
         if message is None:
@@ -223,7 +256,8 @@ class OpenAIBackend(Backend):
         if content:
             tokens = [TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])])
                       for t in content]
-            found = decision_probability(tokens, self.decision_parser)
+            found = decision_probability(tokens, text, self.decision_parser)
+            extra["logprobs_mode"] = SERVER_MODE  # raw or processed as the server was started; not ours to know
             if found is not None:
                 p_accept = found.p_accept
                 extra["decision_mass"] = round(found.mass, 6)
@@ -251,10 +285,13 @@ def server_error(exc: Exception, base_url: str, api_key_env: str, what: str, tim
 
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return BackendError(auth_refused(base_url, exc.status_code, _status_message(exc), api_key_env))
-    if isinstance(exc, openai.APITimeoutError):
-        return BackendError(f"{base_url}: no reply to {what} within {timeout_s:g} s; is the server still loading?")
     if isinstance(exc, openai.APIConnectionError):
-        return BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc)}); is the server running? "
+        kind, problem = connection_problem(exc, timeout_s, secret)
+        if kind == "timeout":
+            return BackendError(f"{base_url}: no reply to {what} within {timeout_s:g} s; is the server still loading?")
+        if kind == "closed":
+            return BackendError(f"{base_url}: {what}: {problem}")
+        return BackendError(f"cannot reach {base_url} ({_short(exc.__cause__ or exc, secret)}); is the server running? "
                             f"Check with: peerbench serve-check --base-url {base_url}")
     if isinstance(exc, openai.APIStatusError):
         return BackendError(f"{base_url}: {what} answered HTTP {exc.status_code}: "

@@ -159,6 +159,8 @@ class JsonlDataset(Dataset):
                 if key in seen:
                     problems.append(f"{path}:{number}: field 'id': {record.id!r} repeats line {seen[key]}")
                 seen.setdefault(key, number)
+        if not checked:
+            problems.append(f"{path}: no papers (the file has no non-blank line)")
         return checked, problems
 
 

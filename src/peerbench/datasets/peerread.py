@@ -8,6 +8,7 @@ file names, because the ids inside the files are unreliable (int, str or empty).
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -81,7 +82,7 @@ def _score(value: Any, rel: str, index: int) -> float:
         score = float(value)
     except (TypeError, ValueError):
         raise DataError(f"{rel}: reviews[{index}].RECOMMENDATION is not a number: {value!r}") from None
-    if score != score:
+    if not math.isfinite(score):
         raise DataError(f"{rel}: reviews[{index}].RECOMMENDATION is not a number: {value!r}")
     return score
 
@@ -107,7 +108,8 @@ def official_scores(data: dict[str, Any], venue: str, rel: str) -> list[float]:
                 continue
             key: Any = who
         else:
-            key = (review.get("comments"), str(review.get("RECOMMENDATION")), str(review.get("REVIEWER_CONFIDENCE")))
+            key = (str(review.get("comments")), str(review.get("RECOMMENDATION")),
+                   str(review.get("REVIEWER_CONFIDENCE")))
         if key in seen:
             continue
         seen.add(key)
@@ -115,27 +117,43 @@ def official_scores(data: dict[str, Any], venue: str, rel: str) -> list[float]:
     return scores
 
 
+def _text(value: Any, where: str, *, none: bool = False) -> Any:
+    """A text field as the loader needs it: a string ("" for null), or null kept where null means something."""
+    if value is None:
+        return None if none else ""
+    if not isinstance(value, str):
+        raise DataError(f"{where} is not a string: {str(value)[:40]!r}")
+    return value
+
+
 def paper_from_files(venue: str, split: str, paper_id: str, reviews: dict[str, Any], parsed: dict[str, Any]) -> Paper:
-    rel = reviews_rel(venue, split, paper_id)
+    rel, parsed_rel = reviews_rel(venue, split, paper_id), parsed_pdf_rel(venue, split, paper_id)
     meta = parsed.get("metadata") or {}
     sections = []
     for index, section in enumerate(meta.get("sections") or []):
+        where = f"{parsed_rel}: metadata.sections[{index}]"
         if not isinstance(section, dict):
-            raise DataError(f"{parsed_pdf_rel(venue, split, paper_id)}: metadata.sections[{index}] is not an object")
-        sections.append(Section(section.get("heading"), section.get("text") or ""))
+            raise DataError(f"{where} is not an object")
+        sections.append(Section(_text(section.get("heading"), f"{where}.heading", none=True),
+                                _text(section.get("text"), f"{where}.text")))
     accepted = reviews.get("accepted") if venue.startswith("iclr") else None
     if accepted is not None and not isinstance(accepted, bool):
         raise DataError(f"{rel}: field 'accepted' is not true/false: {accepted!r}")
+    title = (_text(reviews.get("title"), f"{rel}: field 'title'")
+             or _text(meta.get("title"), f"{parsed_rel}: field 'metadata.title'")).strip()
+    if not title:
+        raise DataError(f"{rel}: field 'title' is empty (and so is metadata.title of the parsed PDF)")
     return Paper(
         id=paper_id,
         venue=venue,
         split=split,
-        title=(reviews.get("title") or meta.get("title") or "").strip(),
-        abstract=(reviews.get("abstract") or meta.get("abstractText") or "").strip(),
+        title=title,
+        abstract=(_text(reviews.get("abstract"), f"{rel}: field 'abstract'")
+                  or _text(meta.get("abstractText"), f"{parsed_rel}: field 'metadata.abstractText'")).strip(),
         sections=sections,
         accepted=accepted,
         recommendations=official_scores(reviews, venue, rel),
-        meta={"reviews_path": rel, "parsed_pdf_path": parsed_pdf_rel(venue, split, paper_id)},
+        meta={"reviews_path": rel, "parsed_pdf_path": parsed_rel},
     )
 
 
@@ -260,21 +278,14 @@ class PeerRead(Dataset):
         for venue, split, paper_id in self.selection(args):
             reviews = self._read(reviews_rel(venue, split, paper_id))
             parsed = self._read(parsed_pdf_rel(venue, split, paper_id))
-            paper = paper_from_files(venue, split, paper_id, reviews, parsed)
-            check_against_manifest(paper)
-            papers.append(paper)
+            papers.append(checked_paper(self.root, venue, split, paper_id, reviews, parsed))
         return papers
 
     def _read(self, rel: str) -> dict[str, Any]:
-        path = self.root / rel
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            return validate_file(rel, content)
-        except DataError as exc:
-            raise DataError(f"{self.root}/{exc}") from None
+        data, problem = _read_checked(self.root, self.root / rel)
+        if problem:
+            raise DataError(problem)
+        return data
 
     def describe_pull(self, pulled: int) -> list[str]:
         """``pull`` returns how many files it fetched (0 when everything was cached or a copy was given)."""
@@ -315,7 +326,10 @@ def _read_checked(root: Path, path: Path) -> tuple[dict[str, Any] | None, str | 
     """(the parsed file, None) or (None, the one-line problem with it)."""
     if not path.is_file():
         return None, f"{path}: missing (every review file needs its parsed_pdfs file)"
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{path}: cannot read ({exc.strerror})"
     if len(data) > MAX_FILE_BYTES:
         return None, f"{path}: {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit"
     try:
@@ -334,13 +348,25 @@ def _paper_problems(root: Path, reviews_path: Path) -> list[str]:
     if reviews is None or parsed is None:
         return problems
     try:
+        checked_paper(root, venue, split, paper_id, reviews, parsed)
+    except DataError as exc:
+        return [str(exc)]
+    return []
+
+
+def checked_paper(root: Path, venue: str, split: str, paper_id: str, reviews: dict[str, Any],
+                  parsed: dict[str, Any]) -> Paper:
+    """The paper, checked exactly alike by ``run`` and ``validate-data``: its fields, the packaged
+    peerread95 facts, and a body to review (each problem names its file under ``root``)."""
+    try:
         paper = paper_from_files(venue, split, paper_id, reviews, parsed)
         check_against_manifest(paper)
     except DataError as exc:
-        return [f"{root}/{exc}" if not str(exc).startswith("/") else str(exc)]
-    if not any(s.text.strip() for s in paper.sections):
-        return [f"{parsed_path}: field 'metadata.sections': the paper has no body text"]
-    return []
+        raise DataError(f"{root}/{exc}" if not str(exc).startswith("/") else str(exc)) from None
+    if not any(section.text.strip() for section in paper.sections):
+        raise DataError(f"{root / parsed_pdf_rel(venue, split, paper_id)}: field 'metadata.sections': "
+                        "the paper has no body text")
+    return paper
 
 
 def _id_order(paper_id: str) -> tuple[int, str]:

@@ -96,4 +96,5 @@ async def complete_with_retries(call: Callable[[], Awaitable[Any]], judge: Calla
         if attempt < attempts - 1:
             wait = backoff_delay(attempt, backoff) if failure.retry_after is None else failure.retry_after
             await asyncio.sleep(wait)
-    return Completion(error=f"{failure.problem} (gave up after {attempts} tries)", extra={"attempts": attempts})
+    tries = "1 try" if attempts == 1 else f"{attempts} tries"
+    return Completion(error=f"{failure.problem} (gave up after {tries})", extra={"attempts": attempts})

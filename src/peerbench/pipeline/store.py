@@ -85,6 +85,58 @@ class RunDir:
         os.replace(tmp, self.path / METRICS_FILE)
 
 
+def _sample_line_model() -> Any:
+    """The fields scoring reads from a stored line, with their types; other keys pass untouched.
+    Built on first use (pydantic's model construction is not free at import)."""
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+    from peerbench.records import Decision
+
+    class Counts(BaseModel):  # truncation and extra: what the summary table adds up
+        model_config = ConfigDict(extra="allow")
+        method: StrictStr | None = None
+        cut_chars: int = Field(0, ge=0)
+        cost_usd: float | None = Field(None, allow_inf_nan=False)
+        thinking_tokens: int | None = None
+
+    class SampleLine(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        id: StrictStr
+        venue: StrictStr
+        decision: Decision
+        gold: dict[StrictStr, StrictBool | None]
+        p_accept: float | None = Field(ge=0, le=1, allow_inf_nan=False)
+        error: StrictStr | None
+        completion: StrictStr | None
+        truncation: Counts
+        extra: Counts = Field(default_factory=Counts)
+        latency_s: float | None = Field(None, ge=0, allow_inf_nan=False)
+        cached: StrictBool = False
+        prompt_tokens: int | None = None
+        completion_tokens: int | None = None
+        mean_recommendation: float | None = Field(None, allow_inf_nan=False)
+        recommendations: list[float] | None = None
+        rating: float | None = Field(None, allow_inf_nan=False)
+
+    return SampleLine
+
+
+def check_sample(data: Any, where: str) -> dict[str, Any]:
+    """One stored line, as scoring needs it, or a ConfigError naming the line and the field."""
+    from pydantic import ValidationError
+
+    from peerbench.errors import first_problem
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: not a sample (a JSON object); fix or remove that line")
+    try:
+        _sample_line_model().model_validate(data)
+    except ValidationError as exc:
+        field, message, _ = first_problem(exc)
+        raise ConfigError(f"{where}: field {field!r}: {message}; fix or remove that line") from None
+    return data
+
+
 def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     """The samples of a samples.jsonl, and the byte offset of a torn last line if there is one.
 
@@ -100,12 +152,13 @@ def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
         try:
             if not line.endswith(b"\n"):
                 raise ValueError("no newline")
-            if line.strip():
-                samples.append(json.loads(line))
+            parsed = json.loads(line) if line.strip() else None
         except ValueError:
             if number == len(lines):
                 return samples, offset
             raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
+        if parsed is not None:
+            samples.append(check_sample(parsed, f"{path}:{number}"))
         offset += len(line)
     return samples, None
 

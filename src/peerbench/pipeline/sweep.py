@@ -57,12 +57,12 @@ def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the sweep file ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with 'models' and 'tasks'")
     try:
-        return SweepSpec(**data)
+        return SweepSpec.model_validate(data)
     except ValidationError as exc:
         field, message, _ = first_problem(exc)
         raise ConfigError(f"{path}: field {field!r}: {message}") from None
@@ -99,6 +99,18 @@ def plan_entry(entry: dict[str, Any]) -> Any:
                     out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
                     max_model_len=entry["max_model_len"], include_paths=entry["include_paths"],
                     generation=entry["generation"] or None, samples=entry["samples"])
+
+
+def planned(entry: dict[str, Any], spec_path: str | Path) -> Any:
+    """plan_entry, with a refusal naming the sweep file and the entry (model x task) it came from."""
+    from peerbench.errors import PeerbenchError
+
+    try:
+        return plan_entry(entry)
+    except PeerbenchError as exc:
+        message = str(exc).removeprefix("--backend-arg ")
+        raise ConfigError(f"{spec_path}: run {entry['name']} (backend {entry['backend']}, task {entry['task']}): "
+                        f"{message}") from None
 
 
 def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, Any]:
@@ -192,7 +204,7 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     root = Path(out) if out is not None else Path("peerbench-sweeps") / spec.name
     root.mkdir(parents=True, exist_ok=True)
     # Validate every run before starting any; its plan's backend declares what the executors need.
-    entries = [with_facts(entry, plan_entry(entry).backend) for entry in run_entries(spec, root)]
+    entries = [with_facts(entry, planned(entry, spec_path).backend) for entry in run_entries(spec, root)]
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for entry in entries:
