@@ -57,13 +57,15 @@ def builtin_prompts() -> dict[str, tuple[str, str, Syntax]]:
 
     ``reference`` is the published reviewer's prompt, read from the packaged card (``str.format``
     with ``{title}``, ``{abstract}``, ``{body}``); ``reviewer-v1`` is peerbench's earlier prompt
-    (``string.Template``), kept so that its runs stay reproducible.
+    (``string.Template``), kept so that its runs stay reproducible; ``reference-rating-LO-HI`` ask
+    for the venue's overall rating too (:mod:`peerbench.ratings`).
     """
+    from peerbench.ratings import rating_prompts
     from peerbench.reference import card
 
     facts = card()
     return {"reference": (facts["system"], facts["user_template"], "format"),
-            "reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE, "dollar")}
+            "reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE, "dollar"), **rating_prompts()}
 
 
 # Without a tokenizer the body is cut to a character budget: 3.5 characters per token is on the
@@ -169,18 +171,28 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
     """Fit the body so that prompt + max_tokens <= max_model_len, in the model's tokens if it can count them.
 
     ``insert`` (a robustness probe's text) is placed into the body that is kept, and the cut makes
-    room for it: the model sees the inserted text wherever the body is cut."""
+    room for it: the model sees the inserted text wherever the body is cut. Where the context has no
+    room for the text at all, the paper is rendered without it and ``truncation["inserted"]`` is
+    False: the probe leaves that paper out of its rates (and counts it) rather than score a paper
+    that never saw the text."""
     body = paper_body(paper)
 
-    def messages_for(kept: str) -> list[dict[str, str]]:
-        return template.messages(paper, insert(kept) if insert else kept)
+    def fit(with_insert: bool) -> RenderedPrompt:
+        def messages_for(kept: str) -> list[dict[str, str]]:
+            return template.messages(paper, insert(kept) if with_insert else kept)
 
-    if count_tokens is None:
-        rendered = _render_by_chars(messages_for, body, max_model_len, max_tokens)
-    else:
-        rendered = _render_by_tokens(messages_for, body, count_tokens, max_model_len, max_tokens)
-    if insert is not None:
+        if count_tokens is None:
+            return _render_by_chars(messages_for, body, max_model_len, max_tokens)
+        return _render_by_tokens(messages_for, body, count_tokens, max_model_len, max_tokens)
+
+    if insert is None:
+        return fit(False)
+    try:
+        rendered = fit(True)
         rendered.truncation["inserted"] = True
+    except ConfigError:
+        rendered = fit(False)  # refused as before if even the plain prompt has no room
+        rendered.truncation["inserted"] = False
     return rendered
 
 

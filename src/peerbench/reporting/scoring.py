@@ -42,7 +42,9 @@ def score_inputs(rows: list[dict[str, Any]], rule: str, policy: str, y_pred_over
     fallback = ~y_true if policy == "wrong" else np.zeros(len(rows), dtype=bool)
     y_pred = np.where(unparsed, fallback, said_accept)
     p_accept = np.array([np.nan if r.get("p_accept") is None else float(r["p_accept"]) for r in rows], dtype=float)
-    return ScoreInputs(y_true, y_pred, p_accept, unparsed, said_accept, ambiguous)
+    from peerbench.metrics.rating import with_ratings
+
+    return with_ratings(ScoreInputs(y_true, y_pred, p_accept, unparsed, said_accept, ambiguous), rows)
 
 
 def confusion(inputs: ScoreInputs) -> dict[str, int]:
@@ -95,14 +97,18 @@ def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int,
             missing_p = np.isnan(inputs.p_accept)
             if metric.needs_proba and missing_p.all():
                 continue
-            if metric.from_resamples is not None and not (metric.needs_proba and missing_p.any()):
+            # papers without a P(accept) go to a from_resamples only if it says it leaves them out
+            vectorised = metric.from_resamples is not None and (
+                not (metric.needs_proba and missing_p.any())
+                or getattr(metric.from_resamples, "leaves_out_missing_p", False))
+            if vectorised:
                 values = np.asarray(metric.from_resamples(inputs, index), dtype=float)
             else:
                 values = np.array([v if (v := metric.compute(inputs.subset(row))) is not None else np.nan
                                    for row in index], dtype=float)
         values = values[~np.isnan(values)]
         if len(values):
-            out[metric.name] = [float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))]
+            out[metric.name] = [float(q) for q in np.quantile(values, [alpha, 1 - alpha])]
     return out
 
 
@@ -112,9 +118,44 @@ def score_group(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: in
     intervals = bootstrap(inputs, metrics, resamples=resamples, seed=seed, confidence=confidence)
     import numpy as np
 
+    from peerbench.metrics.rating import n_with_rating
+
+    rated = n_with_rating(inputs)
     return {"n": int(len(inputs.y_true)), "n_with_p_accept": int((~np.isnan(inputs.p_accept)).sum()),
-            "confusion": confusion(inputs),
+            **({"n_with_rating": rated} if rated is not None else {}), "confusion": confusion(inputs),
             "metrics": {name: {"value": v, "ci": intervals.get(name)} for name, v in values.items()}}
+
+
+def add_human_ceiling(entry: dict[str, Any], rows: Sequence[dict[str, Any]], rule: str, seed: int) -> None:
+    """One human reviewer beside the baselines (one venue's papers), and in each venue's group."""
+    from peerbench.metrics.ceiling import HUMAN, human_ceiling_for
+
+    ceiling = human_ceiling_for(rows, rule, seed)
+    if ceiling:
+        entry["baselines"][HUMAN] = ceiling
+    for venue, group in entry["per_venue"].items():
+        ceiling = human_ceiling_for([row for row in rows if row["venue"] == venue], rule, seed)
+        if ceiling:
+            group["human_ceiling"] = ceiling
+
+
+def majority_rows(rows: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]] | None:
+    """With --samples k: (column name, the rows with each paper's decision replaced by the majority
+    of its k generations). The model's own column keeps the first generation's decision, the
+    single-sample convention of the reference; a tie or no decided generation is no decision."""
+    ks = {(r.get("extra") or {}).get("samples") for r in rows if "majority" in (r.get("extra") or {})}
+    if not ks:
+        return None
+    voted = [{**r, "decision": (r.get("extra") or {}).get("majority") or Decision.UNPARSED.value} for r in rows]
+    return f"majority of {'/'.join(str(k) for k in sorted(ks))} samples", voted
+
+
+def generation_counts(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """With --samples k: every generation's decision counted, unparsed and ambiguous ones included."""
+    decisions = [d for s in samples for d in (s.get("extra") or {}).get("decisions") or []]
+    if not decisions:
+        return {}
+    return {"generations": {"total": len(decisions), **{d.value: decisions.count(d.value) for d in Decision}}}
 
 
 def completeness(samples: Sequence[dict[str, Any]], n_papers: int | None) -> dict[str, Any]:
@@ -179,6 +220,11 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
             f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
                 point_estimates(score_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
         }
+        voted = majority_rows(rows)
+        if voted:
+            entry["baselines"][voted[0]] = point_estimates(score_inputs(voted[1], rule, unparsed_policy),
+                                                           decision_metrics)
+        add_human_ceiling(entry, rows, rule, seed)
         result["label_rules"][rule] = entry
     return result
 
@@ -197,13 +243,20 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
 
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Truncation, latency and token totals, for the table under the metrics."""
+    from peerbench.backends.logprobs import p_accept_source
+
     cut = [s["truncation"].get("cut_chars", 0) for s in samples if s.get("truncation")]
     cuts = [c for c in cut if c > 0]
-    methods = sorted({s["truncation"].get("method") for s in samples if s.get("truncation")})
+    methods = sorted({s["truncation"].get("method") or "" for s in samples if s.get("truncation")})
     latencies = [s["latency_s"] for s in samples if not s.get("cached") and s.get("latency_s") is not None]
     errors = Counter(s["error"] for s in samples if s.get("error"))
     costs = [s["extra"]["cost_usd"] for s in samples if (s.get("extra") or {}).get("cost_usd") is not None]
+    asked = [s for s in samples if s.get("rating_scale") and is_answered(s)]  # reviews asked for a rating
+    ratings = {"ratings": {"asked": len(asked), "given": sum(s.get("rating") is not None for s in asked),
+                           "scale": asked[0]["rating_scale"]}} if asked else {}
     return {
+        **ratings,
+        **generation_counts(samples),
         "failures": {"count": sum(errors.values()),
                      "most_common": [{"error": e, "papers": n} for e, n in errors.most_common(3)]},
         "truncation": {"method": ",".join(m for m in methods if m), "papers_truncated": len(cuts),
@@ -217,6 +270,7 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                    "thinking": sum((s.get("extra") or {}).get("thinking_tokens") or 0 for s in samples)},
         "cost_usd": round(sum(costs), 6) if costs else None,
         "decisions": {d.value: sum(1 for s in samples if s.get("decision") == d.value) for d in Decision},
+        "p_accept_source": p_accept_source(samples),
     }
 
 

@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc",
-         "pred_accept_rate", "gold_accept_rate", "parse_failure_rate", "auroc", "average_precision", "brier", "ece")
+         "pred_accept_rate", "gold_accept_rate", "parse_failure_rate", "auroc", "average_precision", "brier", "ece",
+         "rating_spearman", "rating_kendall", "rating_pairwise_accuracy", "rating_mae", "rating_auroc")
 VENUE_COLUMNS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "gold_accept_rate")
 
 
@@ -29,7 +30,9 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     title = (f"{metrics.get('task', '')} · {metrics.get('backend', '')}:{metrics.get('model', '')} · "
              f"gold label: {rule} (n={overall['n']}) · parser: {choices.get('parser', '?')} · "
              f"unparsed = {metrics.get('unparsed_policy', '?')}\n{answered_line(metrics)}")
-    table = Table(title=title, caption=entry["description"], title_justify="left")
+    source = metrics.get("p_accept_source")  # which logprobs (or samples) the P-based rows rest on
+    table = Table(title=title, caption=entry["description"] + (f"\nP(accept) from {source}" if source else "")
+                  + ceiling_note(entry), title_justify="left")
     table.add_column("metric", no_wrap=True, min_width=18)
     table.add_column("value", justify="right")
     table.add_column(f"{confidence}% CI", justify="right")
@@ -39,13 +42,31 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     proba = {"auroc", "average_precision", "brier", "ece"}
     n_with_p = overall.get("n_with_p_accept")
     with_p = f" (n={n_with_p} with P)" if n_with_p == overall["n"] else f" (ONLY {n_with_p} of {overall['n']} with P)"
+    n_rated = overall.get("n_with_rating")
+    with_rating = "" if n_rated is None else f" (n={n_rated} rated)"
     for name in SHOWN:
-        if name not in overall["metrics"]:
+        if name not in overall["metrics"] and not any(name in b for b in baselines.values()):
             continue
-        m = overall["metrics"][name]
-        table.add_row(name + (with_p if name in proba else ""), fmt_value(m["value"]), fmt_ci(m["ci"]),
+        m = overall["metrics"].get(name) or {"value": None, "ci": None}
+        suffix = with_p if name in proba else with_rating if name.startswith("rating_") else ""
+        table.add_row(name + suffix, fmt_value(m["value"]), fmt_ci(m["ci"]),
                       *(fmt_value(b.get(name)) for b in baselines.values()))
     return table
+
+
+def ceiling_note(entry: dict[str, Any]) -> str:
+    """What the human column is: which papers, and that its threshold was chosen on them."""
+    from peerbench.metrics.ceiling import HUMAN
+
+    human = (entry.get("baselines") or {}).get(HUMAN)
+    if not human:
+        return ""
+    note = (f"\n{HUMAN} (leave one out, the {human['n']} papers with 2+ ratings): against the others' mean "
+            f"rating, averaged over {human['draws']} draws")
+    if "balanced_accuracy_threshold" in human:
+        note += (f"; against the decision, balanced accuracy at the best threshold on these papers "
+                 f"(rating >= {human['balanced_accuracy_threshold']:g})")
+    return note
 
 
 def venue_table(entry: dict[str, Any]) -> Table | None:
@@ -101,6 +122,17 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
         f"by {trunc.get('mean_cut_chars', 0):.0f} chars on average (max {trunc.get('max_cut_chars', 0)})",
     ]
+    ratings = metrics.get("ratings")
+    if ratings:
+        low, high = ratings["scale"]
+        lines.append(f"ratings ({low}-{high}): {ratings['given']} of {ratings['asked']} reviews gave an overall "
+                     "rating line; the rating metrics cover only papers with one")
+    generations = metrics.get("generations")
+    if generations:
+        lines.append(f"generations (--samples): {generations['total']}: ACCEPT {generations['ACCEPT']}, REJECT "
+                     f"{generations['REJECT']}, AMBIGUOUS {generations['AMBIGUOUS']}, UNPARSED "
+                     f"{generations['UNPARSED']}; the model's column scores each paper's first generation, the "
+                     "majority column their vote")
     tokens = metrics.get("tokens") or {}
     if tokens.get("prompt") or tokens.get("completion"):
         cost = metrics.get("cost_usd")
@@ -180,16 +212,27 @@ def render_probes(report: dict[str, Any]) -> Table:
     table = Table(title=f"{report['task']} · {report['backend']}:{report['model']} · robustness probes",
                   caption="flip = share of clean rejections that became acceptances; changed = share of papers "
                           "whose decision changed; 95% bootstrap intervals", title_justify="left")
-    for column in ("arm", "kind", "n", "clean rejected", "flip REJECT→ACCEPT", "changed", "P(accept) shift"):
+    for column in ("arm", "kind", "n", "left out", "clean rejected", "flip REJECT→ACCEPT", "net of control",
+                   "McNemar p", "changed", "P(accept) shift"):
         table.add_column(column, justify="left" if column in ("arm", "kind") else "right", no_wrap=column == "arm")
     for name, arm in report["arms"].items():
         shift = arm["p_accept_shift"]
         ci = arm["p_accept_shift_ci"]
-        table.add_row(name, arm["kind"], str(arm["n"]), str(arm["clean_rejected"]),
+        net = arm.get("net_of_control") or {}
+        table.add_row(name, arm["kind"], str(arm["n"]), _left_out(arm), str(arm["clean_rejected"]),
                       _pct(arm["flip_reject_to_accept"], arm["flip_reject_to_accept_ci"]),
+                      _pct(net.get("difference"), net.get("ci")),
+                      "—" if net.get("p_value") is None else f"{net['p_value']:.3g}",
                       _pct(arm["decision_changed"], arm["decision_changed_ci"]),
                       "—" if shift is None else f"{shift:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
     return table
+
+
+def _left_out(arm: dict[str, Any]) -> str:
+    """Papers not compared: a failed request in either run, or no room in the context for the text."""
+    parts = [f"{arm.get(key) or 0} {label}" for key, label in (("n_unanswered", "unanswered"),
+                                                              ("n_not_placed", "not placed")) if arm.get(key)]
+    return ", ".join(parts) or "0"
 
 
 def render_sweep(summary: dict[str, Any]) -> Group:
