@@ -158,3 +158,18 @@ def test_run_report_html_and_compare_print_the_same_intervals(peerread_root, tmp
     assert reported["bootstrap"] == {"resamples": 300, "seed": 7, "confidence": 0.95}
     page = (tmp_path / "a.html").read_text()
     assert re.search(r"auroc \(\d+ of 95 papers with P\)", page)
+
+
+def test_the_page_draws_its_figures_from_the_papers_its_numbers_are_over(peerread_root, tmp_path, monkeypatch):
+    """A directory that holds more papers than its last run selected: the reliability diagram is
+    drawn from the selection, as the metrics are, not from every stored line."""
+    from peerbench.reporting import plots
+    from peerbench.reporting.html import build_report
+
+    run_dir = tmp_path / "run"
+    peerbench.run("peerread95", "baseline", "tfidf-lr", data_dir=peerread_root, out=run_dir, resamples=10)
+    peerbench.run("peerread95", "baseline", "tfidf-lr", data_dir=peerread_root, out=run_dir, resamples=10, limit=10)
+    drawn = []
+    monkeypatch.setattr(plots, "reliability_diagram", lambda y, p: drawn.append(len(y)) or PNG_MAGIC)
+    metrics = build_report(run_dir, png_dir=tmp_path / "png")
+    assert metrics["label_rules"]["recommendation>=4"]["overall"]["n"] == 10 and drawn == [10]

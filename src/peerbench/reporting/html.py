@@ -41,7 +41,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
     """Score the run afresh (with the run's own bootstrap unless told otherwise), then write the HTML
     page and/or the PNGs; returns the metrics."""
     from peerbench.pipeline.store import read_run
-    from peerbench.reporting.scoring import bootstrap_settings, score_stored
+    from peerbench.reporting.scoring import bootstrap_settings, score_stored, selected
     from peerbench.reporting.tables import answered_line, choices_text
 
     try:
@@ -50,6 +50,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
         raise MissingDependency("jinja2", "report") from None
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
+    samples = selected(config, samples)  # figures and paper rows over the papers the numbers are over
     metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
     rule = label_rule or metrics["primary_label_rule"]
     if rule not in metrics["label_rules"]:
