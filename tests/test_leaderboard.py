@@ -44,6 +44,8 @@ def board(peerread_root, tmp_path_factory):
 
 def test_the_board_holds_the_runs_own_numbers_and_compare_s_tests(board):
     folder, data, stderr = board
+    # the library's report() makes the same board from a sweep folder
+    assert peerbench.report(folder / "sweep", html=folder / "again" / "board.html") == data
     assert [t["task"] for t in data["tasks"]] == list(TASKS) and data["rank_by"] == "balanced_accuracy"
     for task in data["tasks"]:
         rows = task["rows"]

@@ -89,7 +89,14 @@ def compare(run_dirs: list[str | Path], **kwargs: Any) -> dict[str, Any]:
 
 def report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
            **kwargs: Any) -> dict[str, Any]:
-    """Rescore a run directory; with ``html`` / ``png_dir``, also write the HTML page / the figures."""
+    """Rescore a run directory; with ``html`` / ``png_dir``, also write the HTML page / the figures.
+    A sweep folder with ``html``: its leaderboard page (returns the board's numbers)."""
+    from peerbench.reporting.leaderboard import is_sweep_dir
+
+    if is_sweep_dir(run_dir) and html is not None and png_dir is None:
+        from peerbench.reporting.leaderboard import build_leaderboard
+
+        return build_leaderboard(run_dir, html=html, **kwargs)
     if html is None and png_dir is None:
         from peerbench.reporting.scoring import rescore
 
