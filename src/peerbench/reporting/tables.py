@@ -162,7 +162,8 @@ def print_metrics(metrics: dict[str, Any], console: Console | None = None) -> No
 
 
 COMPARED = ("f1", "accuracy", "balanced_accuracy", "mcc", "precision", "recall", "specificity", "pred_accept_rate",
-            "auroc", "brier", "ece")
+            "auroc", "brier", "ece", "rating_spearman", "rating_kendall", "rating_pairwise_accuracy", "rating_mae",
+            "rating_auroc")  # a row shows where some run has the metric
 
 
 def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Group:
