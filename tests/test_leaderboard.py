@@ -209,3 +209,27 @@ def test_runs_compare_refuses_to_pair_say_so(peerread_root, tmp_path):
     assert [row["model"] for row in rows] == ["accept__seed1", "accept__seed2"]
     assert rows[1]["vs_best"]["refused"].startswith("cannot compare ")
     assert "not paired: compare refuses these two runs" in (tmp_path / "board.html").read_text()
+
+
+def test_an_incomplete_run_is_listed_but_never_crowned(peerread_root, tmp_path):
+    """Ten papers answered right and the rest failed: a perfect score on 10 papers must not beat a
+    complete run, nor lend the task its baselines and human ceiling."""
+    reject = peerbench.run("peerread95", "baseline", "always-reject", data_dir=peerread_root,
+                           out=tmp_path / "peerread95__reject", resamples=10)
+    rule = "recommendation>=4"
+    word = {True: "ACCEPTANCE", False: "REJECTION"}
+    rows = [{"id": s["id"], "completion": f"I recommend this paper for {word[s['gold'][rule]]}." if i < 10 else None}
+            for i, s in enumerate(reject.samples)]
+    replay = tmp_path / "ten.jsonl"
+    replay.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ten = peerbench.run("peerread95", "replay", str(replay), data_dir=peerread_root,
+                        out=tmp_path / "peerread95__ten", resamples=10)
+    assert ten.metrics["complete"] is False and ten.metrics["label_rules"][rule]["overall"]["metrics"][
+        "balanced_accuracy"]["value"] == 1.0
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [
+        {"name": name, "task": "peerread95"} for name in ("peerread95__ten", "peerread95__reject")]}))
+    board = build_leaderboard(tmp_path, html=tmp_path / "board.html")["tasks"][0]
+    assert [(row["model"], row["best"], row["complete"]) for row in board["rows"]] == [
+        ("reject", True, True), ("ten", False, False)]
+    assert board["baselines"] == {name: values for name, values in reject.metrics["label_rules"][rule][
+        "baselines"].items() if name != ceiling_of(reject.metrics["label_rules"][rule])[0]}

@@ -285,3 +285,25 @@ def test_calibration_bins_put_edge_values_in_the_bin_they_open_in_ece_and_the_di
     inputs = ScoreInputs(np.array([True, False]), np.array([True, False]), np.array([0.3, 0.25]),
                          np.zeros(2, dtype=bool))
     assert _ece_resamples(inputs, np.array([[0, 1]]))[0] == pytest.approx(0.475)
+
+
+def test_the_majority_of_k_samples_is_a_strict_majority_and_its_own_column():
+    from peerbench.pipeline.collect import combine_generations
+    from peerbench.records import Completion
+    from peerbench.reporting.scoring import score_samples
+
+    line = {"A": "I recommend this paper for ACCEPTANCE.", "R": "I recommend this paper for REJECTION.", "U": "?"}
+    majority = {votes: combine_generations([Completion(text=line[v]) for v in votes]).extra["majority"]
+                for votes in ("AUU", "AAU", "RRA", "ARU", "AR")}
+    assert majority == {"AUU": None, "AAU": "ACCEPT", "RRA": "REJECT", "ARU": None, "AR": None}
+
+    def row(i, gold, first, voted):
+        return {"id": f"p{i}", "venue": "v", "gold": {"decision": gold}, "decision": first, "p_accept": None,
+                "extra": {"samples": 3, "majority": voted}}
+
+    rows = [row(0, True, "ACCEPT", "ACCEPT"), row(1, False, "UNPARSED", "REJECT"), row(2, False, "REJECT", None),
+            row(3, True, "ACCEPT", None)]
+    for policy, accuracy in (("wrong", 0.5), ("reject", 0.75), ("exclude", 1.0)):
+        scored = score_samples(rows, label_rules=["decision"], metrics=BUILTIN_METRICS, unparsed_policy=policy,
+                               resamples=0)
+        assert scored["label_rules"]["decision"]["baselines"]["majority of 3 samples"]["accuracy"] == accuracy, policy

@@ -69,7 +69,10 @@ def _leaderboard(sweep_dir, html_path, png_dir, label_rule, rank_by, resamples, 
     if as_json:
         click.echo(json.dumps(board, indent=2, sort_keys=True))
     for task in board["tasks"]:
-        best = next(row for row in task["rows"] if row["best"])
+        best = next((row for row in task["rows"] if row["best"]), None)
+        if best is None:
+            click.echo(f"{task['task']}: {len(task['rows'])} models, none complete: no best marked", err=as_json)
+            continue
         click.echo(f"{task['task']}: {len(task['rows'])} models, best by {rank_by}: {best['model']} "
                    f"({best['metrics'][rank_by]['value']:.3f})", err=as_json)
     for run in board["left_off"]:

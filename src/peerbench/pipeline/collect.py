@@ -31,10 +31,10 @@ def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT
                           extra={"samples": len(completions), "failed": failed})
     decisions = [parse_decision(c.text, parser) for c in ok]
     share = sum(d is Decision.ACCEPT for d in decisions) / len(decisions)
-    decided = [d for d in decisions if d.decided]
-    accepts = sum(d is Decision.ACCEPT for d in decided)
-    majority = (None if not decided or accepts * 2 == len(decided)
-                else Decision.ACCEPT if accepts * 2 > len(decided) else Decision.REJECT)
+    # a strict majority of the answered generations, an undecided one voting for neither side
+    accepts, rejects = decisions.count(Decision.ACCEPT), decisions.count(Decision.REJECT)
+    majority = (Decision.ACCEPT if accepts * 2 > len(decisions) else
+                Decision.REJECT if rejects * 2 > len(decisions) else None)
     chosen = ok[0]
     logprob_ps = [c.p_accept for c in ok if c.p_accept is not None]
     extra = {"samples": len(completions), "failed": failed, "decisions": [d.value for d in decisions],

@@ -146,20 +146,30 @@ def task_board(task: str, runs: list[BoardRun], rank_by: str, resamples: int | N
     from peerbench.reporting.tables import ceiling_note
 
     rule = runs[0].rule
-    ordered = sorted(runs, key=lambda r: -(r.value(rank_by) if r.value(rank_by) is not None else float("-inf")))
-    best = ordered[0]
+
+    def by_value(run: BoardRun) -> float:
+        value = run.value(rank_by)
+        return -(value if value is not None else float("-inf"))
+
+    # An incomplete run is scored on the papers it answered: it is listed, never crowned, and the
+    # baselines and the human ceiling come from a complete run (the task's whole selection).
+    complete = sorted((r for r in runs if r.metrics.get("complete", True)), key=by_value)
+    ordered = complete + sorted((r for r in runs if not r.metrics.get("complete", True)), key=by_value)
+    best = complete[0] if complete else None
     rows = []
     for run in ordered:
         rows.append({"run": run, "best": run is best, "n": run.overall["n"],
                      "n_with_p": run.overall["n_with_p_accept"], "complete": run.metrics.get("complete", True),
                      "n_failed": run.metrics.get("n_failed") or 0,
-                     "vs_best": None if run is best else paired_to_best(best, run, rank_by, resamples, seed)})
-    entry = best.metrics["label_rules"][rule]
+                     "vs_best": None if best is None or run is best
+                     else paired_to_best(best, run, rank_by, resamples, seed)})
+    reference = best or max(runs, key=lambda r: r.overall["n"])
+    entry = reference.metrics["label_rules"][rule]
     human, ceiling = ceiling_of(entry)
     baselines = {name: values for name, values in (entry.get("baselines") or {}).items() if name != human}
     return {"task": task, "rule": rule, "description": entry["description"], "rows": rows,
             "baselines": baselines, "ceiling": ceiling, "ceiling_note": ceiling_note(entry).strip(),
-            "confidence": round(best.metrics["bootstrap"]["confidence"] * 100),
+            "confidence": round(reference.metrics["bootstrap"]["confidence"] * 100), "has_best": best is not None,
             "figures": task_figures(ordered)}
 
 

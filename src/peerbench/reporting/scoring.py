@@ -139,14 +139,17 @@ def add_human_ceiling(entry: dict[str, Any], rows: Sequence[dict[str, Any]], rul
             group["human_ceiling"] = ceiling
 
 
-def majority_rows(rows: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]] | None:
-    """With --samples k: (column name, the rows with each paper's decision replaced by the majority
-    of its k generations). The model's own column keeps the first generation's decision, the
-    single-sample convention of the reference; a tie or no decided generation is no decision."""
+def majority_rows(rows: Sequence[dict[str, Any]], policy: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """With --samples k: (column name, the rows with each paper's decision replaced by the strict
+    majority of its k generations). The model's own column keeps the first generation's decision,
+    the single-sample convention of the reference. No majority is no decision, handled like an
+    unparsed review under the task's policy (``exclude`` drops those papers from this column)."""
     ks = {(r.get("extra") or {}).get("samples") for r in rows if "majority" in (r.get("extra") or {})}
     if not ks:
         return None
     voted = [{**r, "decision": (r.get("extra") or {}).get("majority") or Decision.UNPARSED.value} for r in rows]
+    if policy == "exclude":
+        voted = [r for r in voted if r["decision"] != Decision.UNPARSED.value]
     return f"majority of {'/'.join(str(k) for k in sorted(ks))} samples", voted
 
 
@@ -190,6 +193,7 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
     }
     for rule in label_rules:
         rows = [s for s in answered if s["gold"].get(rule) is not None]
+        voted = majority_rows(rows, unparsed_policy)  # before the first samples' exclusions: its own
         excluded = 0
         if unparsed_policy == "exclude":
             kept = [s for s in rows if s.get("decision") in (Decision.ACCEPT, Decision.REJECT)]
@@ -220,7 +224,6 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
             f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
                 point_estimates(score_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
         }
-        voted = majority_rows(rows)
         if voted:
             entry["baselines"][voted[0]] = point_estimates(score_inputs(voted[1], rule, unparsed_policy),
                                                            decision_metrics)
