@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 import peerbench
 from peerbench.metrics import ScoreInputs
 from peerbench.metrics import rating as rating_module
+from peerbench.metrics import ceiling as ceiling_module
 from peerbench.metrics.ceiling import HUMAN, human_ceiling, human_ceiling_for
 from peerbench.metrics.rating import (
     RATING_METRICS,
@@ -72,6 +73,12 @@ REVIEW = ("## Summary\nThe paper proposes X.\n\n## Overall Rating\nSolid work.\n
 @pytest.mark.fast
 @pytest.mark.parametrize("text, scale, expected", [
     ("Overall rating: 7", (1, 10), 7.0),
+    ("Overall rating: 4\nmore\nOverall rating: 6-7", (1, 10), None),  # the last line is a range: no fallback
+    ("Overall rating: 6,5", (1, 10), None),
+    ("Overall rating: 1e1", (1, 10), None),
+    ("Overall rating: 7.5", (1, 10), 7.5),
+    ("Overall rating: 8.", (1, 10), 8.0),
+    ("Overall rating: 6\nOverall rating: 1-10", (1, 10), 6.0),  # the instruction echoed last is skipped
     ("**Overall rating:** 8", (1, 10), 8.0),
     ("- overall RATING: 6 (marginally above acceptance threshold)", (1, 10), 6.0),
     ("Overall rating: 7/10.", (1, 10), 7.0),
@@ -236,7 +243,8 @@ def sample_row(venue, recs, gold, rating=None, paper="p"):
 
 
 @pytest.mark.fast
-def test_ceiling_rules_decision_only_under_decision_and_one_venue_at_a_time():
+def test_ceiling_rules_decision_only_under_decision_and_one_venue_at_a_time(monkeypatch):
+    monkeypatch.setattr(ceiling_module, "CEILING_MIN_PAPERS", 2)  # the constructed fixture's 3 papers
     rows = [sample_row("v1", r, g, paper=str(i)) for i, (r, g) in enumerate(zip(CONSTRUCTED, CONSTRUCTED_GOLD))]
     assert human_ceiling_for(rows, "decision", 0)["rating_auroc"] == 0.75
     under_scores = human_ceiling_for(rows, "recommendation>=4", 0)  # the rule holds the held-out rating itself
@@ -267,7 +275,7 @@ def test_score_samples_scores_ratings_with_intervals_and_counts_the_rated():
     for name in BY_NAME:
         low, high = overall["metrics"][name]["ci"]
         assert low <= overall["metrics"][name]["value"] <= high, name
-    assert result["label_rules"]["decision"]["baselines"][HUMAN]["n"] == 12
+    assert result["label_rules"]["decision"]["baselines"][HUMAN]["n"] == 11  # the papers the model rated
 
 
 def replay_with_ratings(path, venue="iclr_2017"):
@@ -301,7 +309,7 @@ def test_a_rating_run_stores_ratings_and_shows_the_human_column(peerread_root, t
     text = console.export_text()
     assert HUMAN in text and "rating_spearman (n=77 rated)" in text and "77 of 78 reviews gave" in text
     threshold = entry["baselines"][HUMAN]["balanced_accuracy_threshold"]
-    assert f"{HUMAN} (leave one out, the 78 papers with 2+ ratings)" in text
+    assert f"{HUMAN} (leave one out, the 77 papers with 2+ ratings the model rated)" in text
     assert f"balanced accuracy at the best threshold on these papers (rating >= {threshold:g})" in text
 
 
@@ -366,3 +374,31 @@ def test_average_ranks_are_scipys_rankdata_with_nan_omitted():
         values = rng.integers(0, 5, size=(int(rng.integers(1, 6)), int(rng.integers(1, 15)))).astype(float)
         values[rng.random(values.shape) < 0.2] = np.nan
         np.testing.assert_array_equal(average_ranks(values), rankdata(values, axis=1, nan_policy="omit"))
+
+
+@pytest.mark.fast
+def test_the_ceiling_needs_ten_papers_and_sits_on_the_papers_the_model_rated():
+    rng = np.random.default_rng(3)
+    recs = [list(rng.integers(1, 11, size=3).astype(float)) for _ in range(12)]
+    gold = [bool(g) for g in rng.random(12) < 0.5]
+    rows = [sample_row("v1", r, g, rating=5.0, paper=str(i)) for i, (r, g) in enumerate(zip(recs, gold))]
+    assert human_ceiling_for(rows, "decision", 0)["n"] == 12
+    assert human_ceiling_for(rows[:9], "decision", 0) == {}  # 9 papers: too few for a number without interval
+    for row in rows[:2]:
+        row["rating"] = None  # the model gave no rating line for these two
+    on_rated = human_ceiling_for(rows, "decision", 0)
+    assert on_rated.pop("on_model_rated") is True
+    assert on_rated["n"] == 10 and on_rated == human_ceiling([r for r in recs[2:]], gold[2:], seed=0)
+
+
+@pytest.mark.fast
+def test_ratings_are_never_pooled_against_humans_across_venues_and_auroc_counts_its_own_papers():
+    rows = [sample_row(venue, [r, r + 1], r > 3, rating=float(r), paper=f"{venue}{i}")
+            for venue, scale in (("v1", 10), ("v2", 5)) for i, r in enumerate(range(1, scale))]
+    rows[0]["mean_recommendation"] = None  # a paper with no human rating: in rating_auroc, not against humans
+    result = score_samples(rows, label_rules=["decision"], metrics=RATING_METRICS, resamples=20)
+    entry = result["label_rules"]["decision"]
+    overall = entry["overall"]
+    assert set(overall["metrics"]) == {"rating_auroc"} and "rating scales differ" in overall["rating_note"]
+    assert (overall["n_model_rated"], overall["n_with_rating"]) == (13, 12)
+    assert {"rating_spearman", "rating_mae"} <= set(entry["per_venue"]["v2"]["metrics"])

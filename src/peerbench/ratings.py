@@ -30,7 +30,8 @@ _RATING_RE = re.compile(
     rf"^[ \t>*_`#-]*overall{_MARKS}+rating{_MARKS}*:{_MARKS}*(?P<value>\d+(?:\.\d+)?)"
     rf"(?:{_MARKS}*(?:/|out{_MARKS}+of){_MARKS}*(?P<of>\d+))?(?P<rest>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE)
-_RANGE_RE = re.compile(r"^\s*(?:-|–|to\b)\s*\d")
+_RANGE_RE = re.compile(r"^\s*(?:-|–|to\b)\s*(?P<end>\d+)")
+_NUMBER_GOES_ON_RE = re.compile(r"^(?:[,.]\d|[eE][+-]?\d)")  # "6,5" or "1e1": not the number the regex read
 
 
 def rating_section(low: int, high: int) -> str:
@@ -62,12 +63,21 @@ def scale_of(prompt: str | None) -> tuple[int, int] | None:
 
 
 def parse_rating(text: str | None, scale: tuple[int, int]) -> float | None:
-    """The review's overall rating on ``scale``, or None where it gives no usable rating line."""
+    """The review's overall rating on ``scale``, or None where it gives no usable rating line.
+
+    The last rating line counts. A line that repeats the instruction's own range ("1-10") is
+    skipped; any other range ("6-7"), a number written on ("6,5", "1e1"), a "/M" of another scale
+    or a value off the scale is no rating (None), never an earlier line's. A decimal ("7.5") is
+    taken as written."""
     low, high = scale
     for match in reversed(list(_RATING_RE.finditer(text or ""))):
-        if _RANGE_RE.match(match.group("rest")):
-            continue  # "1-10", "1 to 10": the instruction echoed, not a rating
+        rest = match.group("rest")
         value = float(match.group("value"))
+        span = _RANGE_RE.match(rest)
+        if span and value == low and int(span.group("end")) == high:
+            continue  # "1-10", "1 to 10": the instruction echoed, not a rating
+        if span or _NUMBER_GOES_ON_RE.match(rest):
+            return None
         if match.group("of") is not None and int(match.group("of")) != high:
             return None
         return value if low <= value <= high else None

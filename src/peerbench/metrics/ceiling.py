@@ -100,12 +100,22 @@ def human_ceiling(recommendations: Sequence[Sequence[float]], gold: Sequence[boo
     return out
 
 
+CEILING_MIN_PAPERS = 10  # fewer papers with 2+ ratings: no ceiling (it carries no interval)
+
+
 def human_ceiling_for(rows: Sequence[dict[str, Any]], rule: str, seed: int) -> dict[str, float]:
     """The ceiling on a label rule's scored samples: against the decision only under ``decision``
     (a rule made from the ratings holds the held-out reviewer's own rating); nothing where the
-    rated papers span venues, whose rating scales need not match (see each venue's own)."""
+    rated papers span venues, whose rating scales need not match (see each venue's own), or where
+    fewer than CEILING_MIN_PAPERS papers have two ratings. Where the run asked the model for a
+    rating, the ceiling is over the papers the model rated, the papers its own rating metrics are
+    over: a model that rates only the easy papers is not set beside humans on all of them."""
     rated = [row for row in rows if len(row.get("recommendations") or ()) >= 2]
-    if len({row["venue"] for row in rated}) != 1:
+    asked = any(row.get("rating_scale") for row in rows)
+    if asked:
+        rated = [row for row in rated if row.get("rating") is not None]
+    if len({row["venue"] for row in rated}) != 1 or len(rated) < CEILING_MIN_PAPERS:
         return {}
     gold = [bool(row["gold"][rule]) for row in rated] if rule == "decision" else None
-    return human_ceiling([row["recommendations"] for row in rated], gold, seed=seed)
+    ceiling = human_ceiling([row["recommendations"] for row in rated], gold, seed=seed)
+    return {**ceiling, "on_model_rated": True} if ceiling and asked else ceiling

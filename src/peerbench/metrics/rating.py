@@ -59,6 +59,25 @@ def n_with_rating(inputs: ScoreInputs) -> int | None:
     return int((~np.isnan(inputs.rating) & ~np.isnan(inputs.human)).sum())
 
 
+def n_model_rated(inputs: ScoreInputs) -> int | None:
+    """Papers with a model rating (what rating_auroc, which needs no human rating, is over)."""
+    import numpy as np
+
+    return None if not isinstance(inputs, RatedInputs) else int((~np.isnan(inputs.rating)).sum())
+
+
+# Scored against the mean human rating: meaningless pooled over venues whose rating scales differ.
+AGAINST_HUMANS = ("rating_spearman", "rating_kendall", "rating_pairwise_accuracy", "rating_mae")
+
+
+def unpool(group: dict[str, Any]) -> None:
+    """A group spanning several venues keeps rating_auroc (the model's one scale against gold) and
+    drops the metrics against the mean human rating, which each venue's own group keeps."""
+    dropped = [name for name in AGAINST_HUMANS if group["metrics"].pop(name, None) is not None]
+    if dropped:
+        group["rating_note"] = "against the human mean per venue only: the venues' rating scales differ"
+
+
 def _both(inputs: ScoreInputs):
     """(human, model) ratings of the papers that have both, or None without ratings."""
     import numpy as np

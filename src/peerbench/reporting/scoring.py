@@ -118,11 +118,12 @@ def score_group(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: in
     intervals = bootstrap(inputs, metrics, resamples=resamples, seed=seed, confidence=confidence)
     import numpy as np
 
-    from peerbench.metrics.rating import n_with_rating
+    from peerbench.metrics.rating import n_model_rated, n_with_rating
 
     rated = n_with_rating(inputs)
     return {"n": int(len(inputs.y_true)), "n_with_p_accept": int((~np.isnan(inputs.p_accept)).sum()),
-            **({"n_with_rating": rated} if rated is not None else {}), "confusion": confusion(inputs),
+            **({"n_with_rating": rated, "n_model_rated": n_model_rated(inputs)} if rated is not None else {}),
+            "confusion": confusion(inputs),
             "metrics": {name: {"value": v, "ci": intervals.get(name)} for name, v in values.items()}}
 
 
@@ -217,6 +218,9 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
             venue_of = np.array([s["venue"] for s in rows])
             for venue in venues:
                 entry["per_venue"][venue] = score_group(inputs.subset(venue_of == venue), metrics, **kwargs)
+            from peerbench.metrics.rating import unpool
+
+            unpool(entry["overall"])
         gold_share = float(inputs.y_true.mean())
         decision_metrics = [m for m in metrics if not m.needs_proba]
         entry["baselines"] = {

@@ -32,7 +32,8 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
              f"unparsed = {metrics.get('unparsed_policy', '?')}\n{answered_line(metrics)}")
     source = metrics.get("p_accept_source")  # which logprobs (or samples) the P-based rows rest on
     table = Table(title=title, caption=entry["description"] + (f"\nP(accept) from {source}" if source else "")
-                  + ceiling_note(entry), title_justify="left")
+                  + ceiling_note(entry) + (f"\nrating metrics {overall['rating_note']}" if overall.get("rating_note")
+                                           else ""), title_justify="left")
     table.add_column("metric", no_wrap=True, min_width=18)
     table.add_column("value", justify="right")
     table.add_column(f"{confidence}% CI", justify="right")
@@ -42,13 +43,14 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     proba = {"auroc", "average_precision", "brier", "ece"}
     n_with_p = overall.get("n_with_p_accept")
     with_p = f" (n={n_with_p} with P)" if n_with_p == overall["n"] else f" (ONLY {n_with_p} of {overall['n']} with P)"
-    n_rated = overall.get("n_with_rating")
+    n_rated, n_model_rated = overall.get("n_with_rating"), overall.get("n_model_rated")
     with_rating = "" if n_rated is None else f" (n={n_rated} rated)"
     for name in SHOWN:
         if name not in overall["metrics"] and not any(name in b for b in baselines.values()):
             continue
         m = overall["metrics"].get(name) or {"value": None, "ci": None}
-        suffix = with_p if name in proba else with_rating if name.startswith("rating_") else ""
+        suffix = (with_p if name in proba else f" (n={n_model_rated} rated)" if name == "rating_auroc" and n_model_rated
+                  is not None else with_rating if name.startswith("rating_") else "")
         table.add_row(name + suffix, fmt_value(m["value"]), fmt_ci(m["ci"]),
                       *(fmt_value(b.get(name)) for b in baselines.values()))
     return table
@@ -61,10 +63,11 @@ def ceiling_note(entry: dict[str, Any]) -> str:
     human = (entry.get("baselines") or {}).get(HUMAN)
     if not human:
         return ""
-    note = (f"\n{HUMAN} (leave one out, the {human['n']} papers with 2+ ratings): against the others' mean "
-            f"rating, averaged over {human['draws']} draws")
+    papers = f"the {human['n']} papers with 2+ ratings" + (" the model rated" if human.get("on_model_rated") else "")
+    note = (f"\n{HUMAN} (leave one out, {papers}): against the others' mean rating (the model: all "
+            f"reviewers' mean), averaged over {human['draws']} draws")
     if "balanced_accuracy_threshold" in human:
-        note += (f"; against the decision, balanced accuracy at the best threshold on these papers "
+        note += (f"\n{HUMAN} against the decision: balanced accuracy at the best threshold on these papers "
                  f"(rating >= {human['balanced_accuracy_threshold']:g})")
     return note
 
