@@ -121,7 +121,7 @@ def test_v2_pull_pages_sorted_and_resumes_after_a_failed_page(server_for):
     assert all((q["sort"], q["details"], q["limit"]) == ("number:asc", "directReplies", "4") for q in server.requests)
     assert [p.meta["number"] for p in papers] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert dataset.counts[venue_of(2024)] == {"submissions": 10, "withdrawn": 1, "desk rejected": 0, "no decision": 0,
-                                              "unrecognised decision": 0, "conflicting decisions": 0, "no pdf": 0,
+                                              "unrecognised decision": 0, "conflicting decisions": 0, "no pdf": 0, "unread ratings": 0,
                                               "papers": 9}
     _, first = pull(venue_of(2024), limit=3, page_size=4)
     assert [p.meta["number"] for p in first] == [1, 2, 3] and server.hits["/notes?Submission@0"] == 1
@@ -296,3 +296,16 @@ def test_data_info_and_validate_data_read_the_cache(openreview_env, isolated_hom
                                         f"{pdf}: not a PDF (it does not start with %PDF)",
                                         f"{folder / 'pdfs' / 'stray.pdf'}: no submission with this id in {folder}'s "
                                         "listings"]
+
+
+def test_a_review_whose_rating_cannot_be_read_is_counted_never_guessed():
+    from peerbench.datasets.openreview_fields import judge, shape_of
+
+    venue = "ICLR.cc/2020/Conference"
+    prefix = "ICLR.cc/2020/Conference/Paper1/-/"
+    note = {"content": {}, "details": {"directReplies": [
+        {"invitation": prefix + "Official_Review", "content": {"rating": "N/A: see my comments"}},
+        {"invitation": prefix + "Official_Review", "content": {"rating": "6: Weak Accept"}},
+        {"invitation": prefix + "Decision", "content": {"decision": "Accept (Poster)"}}]}}
+    verdict = judge(note, shape_of(venue), venue)
+    assert (verdict.accepted, verdict.ratings, verdict.unread_ratings) == (True, (6.0,), 1)

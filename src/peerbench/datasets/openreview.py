@@ -127,7 +127,7 @@ class OpenReview(Dataset):
         from peerbench.progress import progress_bar
 
         shape = shape_of(venue)
-        counts = dict.fromkeys(("submissions", *REASONS, "no pdf", "papers"), 0)
+        counts = dict.fromkeys(("submissions", *REASONS, "no pdf", "unread ratings", "papers"), 0)
         listed = self.submissions(venue, limit)
         counts["submissions"] = len(listed)
         kept: list[tuple[dict[str, Any], Verdict]] = []
@@ -148,6 +148,7 @@ class OpenReview(Dataset):
                     counts["no pdf"] += 1
                     continue
                 papers.append(_paper(note, verdict, shape, data))
+                counts["unread ratings"] += verdict.unread_ratings
         counts["papers"] = len(papers)
         self.counts[venue] = counts
         return papers
@@ -160,6 +161,9 @@ class OpenReview(Dataset):
             lines.append(f"{venue}: {c['papers']} papers with a decision of {c['submissions']} submissions "
                          f"({c['withdrawn']} withdrawn, {c['desk rejected']} desk rejected, {c['no decision']} "
                          f"without a decision{extra}, {c['no pdf']} without a PDF left out)")
+            if c["unread ratings"]:
+                lines.append(f"{venue}: {c['unread ratings']} official reviews whose rating could not be read are "
+                             "left out of their papers' ratings (each paper's meta.unread_ratings)")
         return [*lines, f"{len(pulled)} papers cached in {self.root}"]
 
     def info(self) -> list[InfoRow]:
@@ -201,7 +205,7 @@ def _paper(note: dict[str, Any], verdict: Verdict, shape: YearShape, pdf: bytes)
                  sections=pdf_sections(pdf, f"OpenReview PDF of {note['id']}"), accepted=verdict.accepted,
                  recommendations=list(verdict.ratings),
                  meta={"decision": verdict.decision, "decision_from": verdict.source, "number": note.get("number"),
-                       "forum": note.get("forum")})
+                       "forum": note.get("forum"), "unread_ratings": verdict.unread_ratings})
 
 
 @hookimpl

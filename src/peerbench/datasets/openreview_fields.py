@@ -101,9 +101,10 @@ def _invitations(reply: dict[str, Any]) -> list[str]:
     return [str(i) for i in reply.get("invitations") or [reply.get("invitation") or ""]]
 
 
-def read_replies(note: dict[str, Any], shape: YearShape) -> tuple[str | None, list[float]]:
-    """(decision text or None, official review ratings) from a submission's direct replies."""
-    decision, ratings = None, []
+def read_replies(note: dict[str, Any], shape: YearShape) -> tuple[str | None, list[float], int]:
+    """(decision text or None, official review ratings, official reviews whose rating could not be
+    read) from a submission's direct replies. An unread rating is counted, never guessed."""
+    decision, ratings, unread = None, [], 0
     for reply in (note.get("details") or {}).get("directReplies") or []:
         invitations = _invitations(reply)
         content = reply.get("content") or {}
@@ -111,9 +112,11 @@ def read_replies(note: dict[str, Any], shape: YearShape) -> tuple[str | None, li
             decision = str(content_value(content.get(shape.decision_field)) or "") or decision
         elif any(i.endswith("/Official_Review") for i in invitations):
             rating = rating_of(content_value(content.get(shape.rating_field)))
-            if rating is not None:
+            if rating is None:
+                unread += 1
+            else:
                 ratings.append(rating)
-    return decision, ratings
+    return decision, ratings, unread
 
 
 def venueid_status(note: dict[str, Any], venue: str) -> str | None:
@@ -133,11 +136,12 @@ class Verdict:
     accepted: bool | None = None
     ratings: tuple[float, ...] = ()
     source: str = "reply"   # where the decision was read: a reply, or (API v2) the note's venueid
+    unread_ratings: int = 0  # official reviews whose rating could not be read (not in ``ratings``)
 
 
 def judge(note: dict[str, Any], shape: YearShape, venue: str) -> Verdict:
     """The verdict of a listed submission; the counters of ``data pull`` are made of the reasons."""
-    decision, ratings = read_replies(note, shape)
+    decision, ratings, unread = read_replies(note, shape)
     content = note.get("content") or {}
     if shape.api == 1:
         if str(content_value(content.get("withdrawal")) or "") == "Confirmed":  # 2018 keeps these listed
@@ -149,7 +153,7 @@ def judge(note: dict[str, Any], shape: YearShape, venue: str) -> Verdict:
             return Verdict(status)
         if decision is None and status in ("accepted", "rejected"):
             decision, source = str(content_value(content.get("venueid"))), "venueid"
-            return Verdict(None, decision, status == "accepted", tuple(ratings), source)
+            return Verdict(None, decision, status == "accepted", tuple(ratings), source, unread)
         source = "reply"
         if decision is not None and status is not None and accepted_of(decision) != (status == "accepted"):
             return Verdict("conflicting decisions", decision)
@@ -158,4 +162,4 @@ def judge(note: dict[str, Any], shape: YearShape, venue: str) -> Verdict:
     accepted = accepted_of(decision)
     if accepted is None:
         return Verdict("unrecognised decision", decision)
-    return Verdict(None, decision, accepted, tuple(ratings), source)
+    return Verdict(None, decision, accepted, tuple(ratings), source, unread)
