@@ -179,8 +179,6 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
     Rows are taken in the order of their ids: the bootstrap draws row positions, so the same samples
     read in another order (completion order in samples.jsonl, task order in a run) would otherwise
     give other intervals from `run`, `report` and `compare`."""
-    from peerbench.labels import get_label_rule
-
     if unparsed_policy not in UNPARSED_POLICIES:
         raise ConfigError(f"unparsed policy {unparsed_policy!r}: valid choices: {', '.join(UNPARSED_POLICIES)}")
     answered = sorted((s for s in samples if is_answered(s)), key=lambda s: str(s.get("id")))
@@ -193,47 +191,61 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
         "label_rules": {},
     }
     for rule in label_rules:
-        rows = [s for s in answered if s["gold"].get(rule) is not None]
-        voted = majority_rows(rows, unparsed_policy)  # before the first samples' exclusions: its own
-        excluded = 0
-        if unparsed_policy == "exclude":
-            kept = [s for s in rows if s.get("decision") in (Decision.ACCEPT, Decision.REJECT)]
-            excluded, rows = len(rows) - len(kept), kept
-        entry: dict[str, Any] = {
-            "description": get_label_rule(rule).description,
-            "n_unknown_gold": len(answered) - len(rows) - excluded,
-            "n_excluded_unparsed": excluded,
-        }
-        if not rows:
-            result["label_rules"][rule] = {**entry, "overall": None, "per_venue": {}, "baselines": {}}
-            continue
-        kwargs = {"resamples": resamples, "seed": seed, "confidence": confidence}
-        inputs = score_inputs(rows, rule, unparsed_policy)
-        entry["overall"] = score_group(inputs, metrics, **kwargs)
-        venues = sorted({s["venue"] for s in rows})
-        entry["per_venue"] = {}
-        if len(venues) > 1:
-            import numpy as np
-
-            venue_of = np.array([s["venue"] for s in rows])
-            for venue in venues:
-                entry["per_venue"][venue] = score_group(inputs.subset(venue_of == venue), metrics, **kwargs)
-            from peerbench.metrics.rating import unpool
-
-            unpool(entry["overall"])
-        gold_share = float(inputs.y_true.mean())
-        decision_metrics = [m for m in metrics if not m.needs_proba]
-        entry["baselines"] = {
-            "always-accept": point_estimates(score_inputs(rows, rule, unparsed_policy, True), decision_metrics),
-            f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
-                point_estimates(score_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
-        }
-        if voted:
-            entry["baselines"][voted[0]] = point_estimates(score_inputs(voted[1], rule, unparsed_policy),
-                                                           decision_metrics)
-        add_human_ceiling(entry, rows, rule, seed)
-        result["label_rules"][rule] = entry
+        result["label_rules"][rule] = score_rule(answered, rule, metrics, unparsed_policy,
+                                                 {"resamples": resamples, "seed": seed, "confidence": confidence})
     return result
+
+
+def score_rule(answered: list[dict[str, Any]], rule: str, metrics: Sequence[Metric], unparsed_policy: str,
+               kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One label rule's entry: overall, per venue, and the columns beside the model (the trivial
+    baselines, the majority of k samples, the human ceiling)."""
+    from peerbench.labels import get_label_rule
+
+    rows = [s for s in answered if s["gold"].get(rule) is not None]
+    voted = majority_rows(rows, unparsed_policy)  # before the first samples' exclusions: its own
+    excluded = 0
+    if unparsed_policy == "exclude":
+        kept = [s for s in rows if s.get("decision") in (Decision.ACCEPT, Decision.REJECT)]
+        excluded, rows = len(rows) - len(kept), kept
+    entry: dict[str, Any] = {
+        "description": get_label_rule(rule).description,
+        "n_unknown_gold": len(answered) - len(rows) - excluded,
+        "n_excluded_unparsed": excluded,
+    }
+    if not rows:
+        return {**entry, "overall": None, "per_venue": {}, "baselines": {}}
+    inputs = score_inputs(rows, rule, unparsed_policy)
+    entry["overall"] = score_group(inputs, metrics, **kwargs)
+    entry["per_venue"] = per_venue_groups(rows, inputs, metrics, kwargs)
+    if entry["per_venue"]:
+        from peerbench.metrics.rating import unpool
+
+        unpool(entry["overall"])
+    gold_share = float(inputs.y_true.mean())
+    decision_metrics = [m for m in metrics if not m.needs_proba]
+    entry["baselines"] = {
+        "always-accept": point_estimates(score_inputs(rows, rule, unparsed_policy, True), decision_metrics),
+        f"majority ({'accept' if gold_share >= 0.5 else 'reject'})":
+            point_estimates(score_inputs(rows, rule, unparsed_policy, gold_share >= 0.5), decision_metrics),
+    }
+    if voted:
+        entry["baselines"][voted[0]] = point_estimates(score_inputs(voted[1], rule, unparsed_policy),
+                                                       decision_metrics)
+    add_human_ceiling(entry, rows, rule, kwargs["seed"])
+    return entry
+
+
+def per_venue_groups(rows: list[dict[str, Any]], inputs: ScoreInputs, metrics: Sequence[Metric],
+                     kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Each venue's group where the rows span several venues (none for one venue)."""
+    import numpy as np
+
+    venues = sorted({s["venue"] for s in rows})
+    if len(venues) < 2:
+        return {}
+    venue_of = np.array([s["venue"] for s in rows])
+    return {venue: score_group(inputs.subset(venue_of == venue), metrics, **kwargs) for venue in venues}
 
 
 def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
