@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from peerbench.datasets import Dataset, select_ids
 from peerbench.datasets.jsonl import record_problems
-from peerbench.errors import ConfigError, DataError
+from peerbench.errors import DataError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper
 
@@ -76,7 +76,7 @@ def load_datasets_library() -> Any:
     try:
         import datasets
     except ImportError:
-        raise ConfigError("the Hugging Face datasets library is not installed: pip install datasets") from None
+        raise MissingDependency("datasets", "datasets") from None
     datasets.disable_progress_bars()
     return datasets
 
