@@ -8,7 +8,8 @@
 # mutmut 3 ([tool.mutmut] in pyproject.toml) runs in its own venv (.venv-mut, which sees .venv's
 # packages) on a copy of the tree in $PEERBENCH_MUTATION_DIR (default /tmp/peerbench-mutation):
 # mutants are written under that copy's mutants/, never into src/. Per mutant, only the tests that
-# called the mutated function run. MAX_CHILDREN (default 2) bounds the parallel workers.
+# called the mutated function run, in a fresh forkserver process (so import-time code is mutated
+# too). MAX_CHILDREN (default 2) bounds the parallel workers.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PER_MODULE=${1:-6}
@@ -97,4 +98,4 @@ for name in sorted(n for n, s in status.items() if s != "killed"):
     print(f"\n## {status[name]}: {name}")
     print(subprocess.run([os.path.join(os.path.dirname(sys.executable), "mutmut"), "show", name], capture_output=True, text=True).stdout)
 EOF
-echo "report: $WORK/report.txt (log: $WORK/run.log)"
+echo "report: $WORK/report.txt (log: $WORK/run.log; ${SECONDS}s)"

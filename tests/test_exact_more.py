@@ -30,7 +30,7 @@ from peerbench.pipeline.probes import CONTROL_TEXT, _length_matched, build_arms,
 from peerbench.pipeline.sweep import (SweepModel, SweepSpec, failed, load_spec, plan_entry, run_entries, summarize,
                                       sweep)
 from peerbench.records import Completion
-from peerbench.reporting.scoring import majority_rows, score_run
+from peerbench.reporting.scoring import majority_rows
 
 WRITABLE = "point --out or PEERBENCH_HOME at a writable folder"
 FILE_IN_THE_WAY = "a file stands where a folder is needed: pick another --out or PEERBENCH_HOME"
@@ -259,17 +259,6 @@ def test_compare_uses_the_first_runs_bootstrap_and_names_each_run(peerread_root,
     with pytest.raises(ConfigError) as caught:
         compare([tmp_path / "a", tmp_path / "b"], label_rule="none")
     assert str(caught.value) == f"--label-rule none: {tmp_path / 'a'} was scored with recommendation>=4, decision"
-
-
-@pytest.mark.fast
-def test_a_run_whose_config_names_no_unparsed_policy_is_scored_under_wrong():
-    rows = [{"id": "1", "venue": "v", "decision": "UNPARSED", "gold": {"decision": True}, "p_accept": None,
-             "error": None, "completion": "x", "truncation": {}}]
-    config = {"label_rules": ["decision"], "task": "t", "backend": "b", "model": "m"}  # no task_definition
-    accuracy = [m for m in BUILTIN_METRICS if m.name == "accuracy"]
-    scored = score_run(rows, config, accuracy, resamples=0, seed=0)
-    assert scored["unparsed_policy"] == "wrong"
-    assert scored["label_rules"]["decision"]["overall"]["metrics"]["accuracy"]["value"] == 0.0
 
 
 @pytest.mark.fast
