@@ -100,21 +100,15 @@ def export_hf(task_name: str, out: str | Path, *, run_dir: str | Path | None = N
     """Write the DatasetDict (``test``: the task's papers; ``train``: its train split, where it has one),
     the dataset card and the round-trip task YAML to ``out``; returns what the CLI prints."""
     from peerbench.datasets.hf import load_datasets_library
-    from peerbench.labels import get_label_rule
-    from peerbench.pipeline.execute import check_gold
-    from peerbench.pipeline.plan import plan_run
+    from peerbench.interop import exported_selection
 
     datasets = load_datasets_library()
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()) and not (folder / "dataset_dict.json").is_file():
         raise ConfigError(f"--out {folder}: exists and holds something other than an earlier export")
-    plan = plan_run(task_name, "baseline", "always-accept", include_paths=include_paths, data_dir=data_dir,
-                    limit=limit)
+    plan, papers, rules = exported_selection(task_name, data_dir=data_dir, include_paths=include_paths, limit=limit)
     task = plan.task
-    papers = plan.dataset.load(plan.dataset_args, progress=True)[:limit]
-    check_gold(task, papers)  # as `peerbench run` does: never a paper without its gold label
     answers, run_config = run_answers(run_dir, plan) if run_dir is not None else ({}, None)
-    rules = {rule: get_label_rule(rule) for rule in task.label_rules()}
     with_run = run_dir is not None
     schema = features(list(rules), with_run)
     splits = {TEST_SPLIT: [paper_row(p, task, rules, answers.get(p.key), with_run) for p in papers]}

@@ -33,18 +33,13 @@ def _gold_label(value: bool | None) -> str:
 def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None = None,
                 include_paths: tuple = (), max_model_len: int | None = None, limit: int | None = None,
                 name: str | None = None) -> Path:
-    from peerbench.labels import get_label_rule
-    from peerbench.pipeline.execute import check_gold
-    from peerbench.pipeline.plan import plan_run
+    from peerbench.interop import exported_selection
     from peerbench.pipeline.store import stable_hash
     from peerbench.prompts import render
 
-    plan = plan_run(task_name, "baseline", "always-accept", include_paths=include_paths, data_dir=data_dir,
-                    max_model_len=max_model_len, limit=limit)
+    plan, papers, rules = exported_selection(task_name, data_dir=data_dir, include_paths=include_paths,
+                                             max_model_len=max_model_len, limit=limit)
     task = plan.task
-    papers = plan.dataset.load(plan.dataset_args, progress=True)[:limit]
-    check_gold(task, papers)  # as `peerbench run` does: never a document without its gold label
-    rules = {rule: get_label_rule(rule) for rule in task.label_rules()}
     template, generation = task.prompt_template(), task.generation_config()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
