@@ -8,7 +8,7 @@ lines; a review without a usable decision (UNPARSED, AMBIGUOUS) has no P(accept)
 At that position exactly one token speaks for each side: the first token where the tokenizations
 of the two decision words differ (" ACC" against " REJ" for a byte-level BPE, "▁ACC" against
 "▁REJ" for SentencePiece). P(accept) = p(accept token) / (p(accept token) + p(reject token)).
-Word prefixes never count: " a" ("for a major revision") or "R" are other continuations.
+By ids, no other token counts: " a" ("for a major revision") or " R" are other continuations.
 
 Where the backend gives token ids and its tokenizer (vllm, hf) both tokens are found by id
 (:func:`probability_from_ids`). Where a server gives only token strings (OpenAI-compatible), the
@@ -16,6 +16,8 @@ strings are placed in the review's text, tolerating the leading space a Sentence
 when decoded alone (as vLLM decodes each logprob token); the decided side's token is the one
 generated, the other side's is the longest alternative written the same way (same text before
 the word, same case) that spells the start of the other word (:func:`decision_probability`).
+Without ids that is a judgement: " R" spells the start of " REJECTION" and counts there, while
+" a" or " re" (another case) never do.
 """
 
 from __future__ import annotations
