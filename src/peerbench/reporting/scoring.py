@@ -257,7 +257,17 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
     metrics["choices"] = config.get("choices")
+    add_cited(metrics, (config.get("task_definition") or {}).get("cited") or [])
     return metrics
+
+
+def add_cited(metrics: dict[str, Any], cited: Sequence[dict[str, Any]]) -> None:
+    """The task's cited rows (published figures, not computed from these data) beside the label
+    rule they were published under, apart from the baselines computed here."""
+    for row in cited:
+        entry = metrics["label_rules"].get(row["label_rule"])
+        if entry and entry.get("overall"):
+            entry.setdefault("cited", {})[row["name"]] = {"source": row["source"], "metrics": dict(row["metrics"])}
 
 
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
