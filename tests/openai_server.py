@@ -33,7 +33,9 @@ class OpenAIChatServer(LocalServer):
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
                  sample_by_seed: bool = False, gullible: tuple[str, ...] = (),
-                 logprob_reply: Callable[[str], tuple[str, list[dict]]] | None = None):
+                 logprob_reply: Callable[[str], tuple[str, list[dict]]] | None = None,
+                 reply: Callable[[dict], str] | None = None, reasoning: Callable[[dict], str | None] | None = None,
+                 finish_reason: Callable[[dict], str] | None = None):
         self.model = model
         self.latency = latency
         self.api_key = api_key
@@ -46,6 +48,9 @@ class OpenAIChatServer(LocalServer):
         self.gullible = gullible  # phrases that, found in the prompt, make this reviewer accept
         # title -> (content, logprobs "content" list as on the wire): a review and its token logprobs as given
         self.logprob_reply = logprob_reply
+        # body -> the reply's text (with n > 1, called once per choice, the body carrying "choice_index");
+        # reasoning: body -> a reasoning parser's trace, sent as message.reasoning_content
+        self.reply, self.reasoning, self.finish_reason = reply, reasoning, finish_reason
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
         self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
@@ -153,6 +158,8 @@ class OpenAIChatServer(LocalServer):
         self.base_url = self.root_url + "/v1"
 
     def completion(self, title: str, body: dict) -> dict:
+        if self.reply is not None:
+            return self.scripted_reply(body)
         if self.logprob_reply is not None:
             text, content = self.logprob_reply(title)
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
@@ -191,6 +198,24 @@ class OpenAIChatServer(LocalServer):
                 "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
                                                "total_tokens": prompt_tokens + len(pieces)}}
 
+
+    def scripted_reply(self, body: dict) -> dict:
+        """``reply(body)`` per choice (``n`` of them), usage counted in words, reasoning where scripted."""
+        n = int(body.get("n") or 1)
+        choices = []
+        for index in range(n):
+            seen = body if n == 1 else {**body, "choice_index": index}
+            message = {"role": "assistant", "content": self.reply(seen)}
+            trace = self.reasoning(seen) if self.reasoning else None
+            if trace is not None:
+                message["reasoning_content"] = trace
+            choices.append({"index": index, "message": message,
+                            "finish_reason": self.finish_reason(seen) if self.finish_reason else "stop"})
+        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+        completion_tokens = sum(len((c["message"]["content"] or "").split()) for c in choices)
+        return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
+                "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                              "total_tokens": prompt_tokens + completion_tokens}}
 
 
 def main() -> None:

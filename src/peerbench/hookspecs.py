@@ -46,5 +46,13 @@ def register_models(register):
 
 
 @hookspec
+def register_protocols(register):
+    """Register reviewer protocols: ``register(name, factory, *, description="")``.
+
+    ``factory(**options)`` returns a ``peerbench.Protocol``: given a paper's prepared prompt and a
+    ``call``, it makes the calls its reviewer needs and returns the final review."""
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the ``peerbench`` click group."""

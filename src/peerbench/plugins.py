@@ -37,6 +37,8 @@ DEFAULT_PLUGINS = (
     "peerbench.presets",
     "peerbench.metrics.decision",
     "peerbench.metrics.rating",
+    "peerbench.protocols.aiscientist",
+    "peerbench.protocols.builtin",
     "peerbench.task",
 )
 

@@ -92,6 +92,9 @@ class ChatRequest:
     meta: dict[str, Any] = field(default_factory=dict)
     # The paper behind the prompt, so a backend never has to parse it back out of the text.
     paper: Paper | None = None
+    # Choices asked for (a protocol's ensemble): a backend that ``supports_choices`` returns choice 1
+    # as the completion and all n in ``extra["choices"]``; others never see n > 1.
+    n: int = 1
 
     @property
     def user_text(self) -> str:
@@ -152,12 +155,13 @@ class Sample:
     recommendations: list[float] | None = None  # every human reviewer's rating (the human ceiling's input)
     rating_scale: list[int] | None = None    # [low, high] where the prompt asked for a rating, else None
     rating: float | None = None              # the review's parsed overall rating (None: no rating line)
+    trace: list[dict[str, Any]] | None = None  # a multi-call protocol's calls, in the order they ended
 
     def to_json(self) -> dict[str, Any]:
-        """The stored line: ``extra``, ``messages`` and ``recommendations`` only when they hold
-        something, ``rating`` only where the prompt asked for one."""
+        """The stored line: ``extra``, ``messages``, ``recommendations`` and ``trace`` only when they
+        hold something, ``rating`` only where the prompt asked for one."""
         data = asdict(self)
-        for optional in ("extra", "messages", "recommendations"):
+        for optional in ("extra", "messages", "recommendations", "trace"):
             if not data[optional]:
                 del data[optional]
         if data["rating_scale"] is None:

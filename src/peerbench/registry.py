@@ -69,6 +69,7 @@ class Registries:
     metrics: Registry = field(default_factory=lambda: Registry("metric"))
     label_rules: Registry = field(default_factory=lambda: Registry("label rule"))
     models: Registry = field(default_factory=lambda: Registry("model preset"))
+    protocols: Registry = field(default_factory=lambda: Registry("protocol"))
 
 
 _lock = threading.RLock()
@@ -121,6 +122,9 @@ class Registrar:
     def label_rule(self, rule: Any) -> None:
         self.regs.label_rules.add(rule.name, rule, self.plugin, description=rule.description)
 
+    def protocol(self, name: str, factory: Callable[..., Any], *, description: str = "") -> None:
+        self.regs.protocols.add(name, factory, self.plugin, description=description)
+
     def model(self, name: str, *, backend: str, model: str, options: dict[str, Any] | None = None,
               description: str = "", backends: dict[str, dict[str, Any]] | None = None) -> None:
         preset = {"backend": backend, "model": model, "options": dict(options or {}),
@@ -136,6 +140,7 @@ CALLBACKS = {
     "register_label_rules": "label_rule",
     "register_tasks": "task",
     "register_models": "model",
+    "register_protocols": "protocol",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,7 @@ from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
 from peerbench.pipeline.retry import RETRY_STATUS, Failure, retry_after_seconds
 from peerbench.records import ChatRequest, Completion
+from peerbench.thinking import split_thinking
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300
@@ -42,6 +43,11 @@ class OpenAIOptions(BackendOptions):
     http_client: str = Field("auto", pattern="^(auto|aiohttp|httpx)$",
                              description="auto: aiohttp when installed (faster under concurrency), else httpx")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for the server")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = Field(
+        None, description="a reasoning model's effort (sent as reasoning_effort)",
+        json_schema_extra={"flag": "--reasoning-effort"})
+    max_completion_tokens: int | None = Field(
+        None, ge=1, description="the output cap reasoning models take (thinking + answer), sent instead of max_tokens")
 
 
 class _Malformed(Exception):
@@ -112,6 +118,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     Options = OpenAIOptions
     supports_logprobs = True
+    supports_choices = True  # n choices of one request (a protocol's ensemble)
     max_concurrency = 16
     in_process = False
     operational_options: ClassVar[frozenset[str]] = frozenset(
@@ -191,8 +198,15 @@ class OpenAIBackend(Backend):
         gen = request.generation
         payload: dict[str, Any] = {"model": self.model, "messages": request.messages, "max_tokens": gen.max_tokens,
                                    "temperature": gen.temperature, "top_p": gen.top_p}
+        if self.options.max_completion_tokens is not None:
+            del payload["max_tokens"]
+            payload["max_completion_tokens"] = self.options.max_completion_tokens
+        if self.options.reasoning_effort is not None:
+            payload["reasoning_effort"] = self.options.reasoning_effort
         if gen.seed is not None:
             payload["seed"] = gen.seed
+        if request.n > 1:
+            payload["n"] = request.n
         if logprobs:
             payload["logprobs"] = True
             payload["top_logprobs"] = self.options.top_logprobs
@@ -209,7 +223,20 @@ class OpenAIBackend(Backend):
         logprobs = self.options.logprobs and request.logprobs
         response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
                                            cast_to=self._completion_type)
-        return self._to_completion(response)
+        if request.n == 1:
+            return self._to_completion(response)
+        return self._to_choices(response, request.n)
+
+    def _to_choices(self, response: Any, n: int) -> Completion:
+        """n choices: the first as the completion, all n in ``extra["choices"]``, the usage the request's."""
+        choices = list(getattr(response, "choices", None) or [])
+        if len(choices) != n:
+            raise _Malformed(f"asked for {n} choices, got {len(choices)}")
+        ordered = sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)
+        each = [self._to_completion(response, choice) for choice in ordered]
+        first = each[0]
+        first.extra["choices"] = [c.to_dict() for c in each]
+        return first
 
     def classify_error(self, exc: Exception) -> Failure:
         """429, 5xx, timeouts, dropped connections and malformed replies are transient (Retry-After
@@ -233,7 +260,7 @@ class OpenAIBackend(Backend):
             return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
         raise exc
 
-    def _to_completion(self, response: Any) -> Completion:
+    def _to_completion(self, response: Any, choice: Any = None) -> Completion:
         choices = getattr(response, "choices", None)
         if not hasattr(response, "choices"):
             raise _Malformed(f"expected a chat completion object, got {type(response).__name__}")
@@ -241,27 +268,32 @@ class OpenAIBackend(Backend):
             error = _error_in_body(response)
             raise _Malformed(f"the server answered 200 with an error: {error}" if error
                              else "the reply has an empty choices list")
-        choice = choices[0]
+        choice = choices[0] if choice is None else choice
         message = getattr(choice, "message", None)
         if message is None:
             raise _Malformed("the first choice has no message")
-        if not message.content:  # no review: retried, then a failed paper, never a cached success
+        reasoning = reasoning_of(message)
+        if not message.content and not reasoning:  # no review: retried, then a failed paper, never a cached success
             refusal = getattr(message, "refusal", None)
             what = "null" if message.content is None else "empty"
             raise _Malformed(f"the reply's message content is {what}" + (f" (refusal: {refusal})" if refusal else ""))
-        text = message.content
+        inline, text = split_thinking(message.content or "")
+        reasoning = reasoning or inline
         p_accept = None
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"reasoning": reasoning} if reasoning else {}
         content = getattr(getattr(choice, "logprobs", None), "content", None)
         if content:
-            tokens = [TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])])
-                      for t in content]
+            tokens = answer_tokens([TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in (t.top_logprobs or [])])
+                                    for t in content], text)
             found = decision_probability(tokens, text, self.decision_parser)
             extra["logprobs_mode"] = SERVER_MODE  # raw or processed as the server was started; not ours to know
             if found is not None:
                 p_accept = found.p_accept
                 extra["decision_mass"] = round(found.mass, 6)
         usage = getattr(response, "usage", None)
+        thinking = getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None)
+        if thinking:
+            extra["thinking_tokens"] = thinking
         return Completion(text=text, p_accept=p_accept, finish_reason=choice.finish_reason,
                           prompt_tokens=getattr(usage, "prompt_tokens", None),
                           completion_tokens=getattr(usage, "completion_tokens", None), extra=extra)
@@ -270,6 +302,30 @@ class OpenAIBackend(Backend):
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def reasoning_of(message: Any) -> str | None:
+    """A reasoning parser's trace: ``reasoning_content`` (vLLM, DeepSeek) or ``reasoning`` (newer vLLM, OpenRouter)."""
+    extra = getattr(message, "model_extra", None) or {}
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None) or extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def answer_tokens(tokens: list[TokenLogprob], answer: str) -> list[TokenLogprob]:
+    """The tokens that spell the answer, when the tokens spell more (an inline ``<think>`` before it,
+    or a server whose logprobs cover the reasoning too); unchanged where they do not line up."""
+    joined = "".join(t.token for t in tokens)
+    if joined == answer or not joined.endswith(answer):
+        return tokens
+    cut, length = 0, len(joined) - len(answer)
+    for index, token in enumerate(tokens):
+        if cut == length:
+            return tokens[index:]
+        cut += len(token.token)
+    return tokens if cut != length else []
 
 
 def auth_refused(base_url: str, status: int, message: str, api_key_env: str) -> str:

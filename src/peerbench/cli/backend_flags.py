@@ -1,7 +1,8 @@
-"""The backend flags of `peerbench run` (--base-url, --lora, ...), read from the options metadata
-of every registered backend, a plugin's as much as a built-in's: ``Field(...,
-json_schema_extra={"flag": "--region"})`` on a backend's options gives `run` a ``--region`` flag
-that sets that option. The CLI names no backend; `peerbench --help` loads no plugin for this."""
+"""The backend and protocol flags of `peerbench run` (--base-url, --lora, --num-reflections, ...),
+read from the options metadata of every registered backend and protocol, a plugin's as much as a
+built-in's: ``Field(..., json_schema_extra={"flag": "--region"})`` on a backend's options gives
+`run` a ``--region`` flag that sets that option. The CLI names no backend and no protocol;
+`peerbench --help` loads no plugin for this."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from typing import Any
 import click
 
 DEST_PREFIX = "backend_flag__"
+PROTOCOL_PREFIX = "protocol_flag__"
+KINDS = {"backends": DEST_PREFIX, "protocols": PROTOCOL_PREFIX}
 
 
-def declared_flags() -> dict[str, tuple[str, list[str], str]]:
-    """flag -> (option name, backends declaring it, help): the first declaration of a flag names its option."""
+def declared_flags(kind: str = "backends") -> dict[str, tuple[str, list[str], str]]:
+    """flag -> (option name, plugins declaring it, help): the first declaration of a flag names its option."""
     from peerbench.registry import registries
 
-    backends = registries().backends
+    registry = getattr(registries(), kind)
     flags: dict[str, tuple[str, list[str], str]] = {}
-    for name in backends.names():
-        fields = getattr(getattr(backends.get(name).value, "Options", None), "model_fields", {})
+    for name in registry.names():
+        fields = getattr(getattr(registry.get(name).value, "Options", None), "model_fields", {})
         for option, info in fields.items():
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             flag = extra.get("flag")
@@ -33,23 +36,29 @@ def declared_flags() -> dict[str, tuple[str, list[str], str]]:
 
 def flag_options() -> list[click.Option]:
     options = []
-    for flag, (option, backends, description) in sorted(declared_flags().items()):
-        text = f"{description}; " if description and len(backends) == 1 else ""
-        options.append(click.Option([flag, DEST_PREFIX + option], default=None, metavar="VALUE",
-                                    help=f"{text}sets option {option!r} of: {', '.join(backends)}."))
+    taken: set[str] = set()
+    for kind, prefix in KINDS.items():
+        for flag, (option, owners, description) in sorted(declared_flags(kind).items()):
+            if flag in taken:  # a protocol cannot take a backend's flag; -o NAME=VALUE still reaches it
+                continue
+            taken.add(flag)
+            text = f"{description}; " if description and len(owners) == 1 else ""
+            what = "backend" if kind == "backends" else "protocol"
+            options.append(click.Option([flag, prefix + option], default=None, metavar="VALUE",
+                                        help=f"{text}sets option {option!r} of {what}: {', '.join(owners)}."))
     return options
 
 
-def options_from_flags(values: dict[str, Any]) -> dict[str, Any]:
-    """The backend options the given flags set (flags left out are not set)."""
-    return {key[len(DEST_PREFIX):]: value for key, value in values.items()
-            if key.startswith(DEST_PREFIX) and value is not None}
+def options_from_flags(values: dict[str, Any], prefix: str = DEST_PREFIX) -> dict[str, Any]:
+    """The backend (or protocol) options the given flags set (flags left out are not set)."""
+    return {key[len(prefix):]: value for key, value in values.items()
+            if key.startswith(prefix) and value is not None}
 
 
 class WithBackendFlags(click.Command):
-    """A command whose parameters include the registered backends' flags, as registered now."""
+    """A command whose parameters include the registered backends' and protocols' flags, as registered now."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        static = [p for p in self.params if not (p.name or "").startswith(DEST_PREFIX)]
+        static = [p for p in self.params if not (p.name or "").startswith(tuple(KINDS.values()))]
         self.params = [*static, *flag_options()]
         return super().get_params(ctx)

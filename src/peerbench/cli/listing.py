@@ -96,3 +96,28 @@ def plugins() -> None:
     for failure in plugin_module.failures:
         screen.print(f"[red]failed[/red] {failure.name} ({failure.stage}): {failure.error}", markup=True,
                      highlight=False)
+
+
+@cli.command()
+@friendly_errors
+def protocols() -> None:
+    """List the reviewer protocols and their options (set with -o NAME=VALUE or the flag shown)."""
+    import click
+
+    from peerbench.protocols import option_spelling
+    from peerbench.registry import registries
+
+    for entry in registries().protocols.entries():
+        protocol = entry.value()
+        click.echo(f"{entry.name}  ({entry.plugin})\n  {entry.description}\n  calls per paper: "
+                   f"{protocol.calls_per_paper() or '?'}")
+        for name, info in protocol.Options.model_fields.items():
+            spelled = option_spelling(protocol.Options, name)
+            also = f" (or -o {name}=VALUE)" if spelled.startswith("--") else "=VALUE"
+            click.echo(f"  {spelled}{also}  default {_default(info)}" + (f": {info.description}" if info.description
+                                                                         else ""))
+
+
+def _default(info: Any) -> str:
+    default = info.get_default(call_default_factory=True)
+    return "the task's" if default is None else repr(default)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from peerbench.cli.backend_flags import WithBackendFlags, options_from_flags
+from peerbench.cli.backend_flags import PROTOCOL_PREFIX, WithBackendFlags, options_from_flags
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
     cli,
@@ -30,7 +30,10 @@ from peerbench.cli.common import (
                    "one backend declares (always-accept, tfidf-lr...).")
 @click.option("-m", "--model", default=None, help="Model for the backend, or a registered model preset.")
 @click.option("-o", "--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
-              help="Backend option, repeatable; validated before any work starts.")
+              help="Backend or protocol option, repeatable (a name the protocol declares goes to the protocol); "
+                   "validated before any work starts.")
+@click.option("--protocol", default="single", show_default=True,
+              help="Reviewer protocol (see `peerbench protocols`): single, self-consistency, aiscientist, ...")
 @include_path_option
 @click.option("--out", type=click.Path(), default=None, help="Run directory (default: peerbench-runs/<run>).")
 @click.option("--limit", type=int, default=None, help="Only the first N papers.")
@@ -61,7 +64,7 @@ from peerbench.cli.common import (
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @json_option("metrics.json, instead of the tables,")
 @friendly_errors
-def run(task, backend, model, backend_args, include_path, out, limit, ids, splits, data_dir,
+def run(task, backend, model, backend_args, protocol, include_path, out, limit, ids, splits, data_dir,
         concurrency, max_tokens, temperature, top_p, max_model_len, samples_per_paper, probes, probe_positions,
         probe_text, store_prompts, no_cache, redo_changed, retry_failed,
         resamples, seed, quiet, as_json, **backend_flags) -> None:
@@ -71,7 +74,9 @@ def run(task, backend, model, backend_args, include_path, out, limit, ids, split
     from peerbench.pipeline.execute import execute, plan_run
 
     options = {**parse_backend_args(backend_args), **options_from_flags(backend_flags)}
-    plan_kwargs = dict(backend_options=options, include_paths=include_path, out=out, limit=limit,
+    options, protocol_options = split_protocol_options(protocol, options)
+    protocol_options.update(options_from_flags(backend_flags, PROTOCOL_PREFIX))
+    plan_kwargs = dict(backend_options=options, protocol=protocol, protocol_options=protocol_options, include_paths=include_path, out=out, limit=limit,
                        ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
                        split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                        generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
@@ -105,6 +110,16 @@ def run(task, backend, model, backend_args, include_path, out, limit, ids, split
         print_metrics(result.metrics)
         click.echo(f"run directory: {result.run_dir}")
     _exit_if_incomplete(result.metrics)
+
+
+def split_protocol_options(protocol: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """-o KEY=VALUE: (backend options, protocol options); a key the protocol declares is the protocol's."""
+    from peerbench.registry import registries
+
+    factory = registries().protocols.get(protocol).value
+    declared = set(getattr(getattr(factory, "Options", None), "model_fields", {}))
+    return ({k: v for k, v in options.items() if k not in declared},
+            {k: v for k, v in options.items() if k in declared})
 
 
 def _exit_if_incomplete(metrics: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ is stored the moment it arrives, so a killed run resumes with the same command a
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,15 +20,16 @@ from peerbench.pipeline.dispatch import dispatch, split_cached
 from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
 from peerbench.pipeline.prepare import prepare
 from peerbench.pipeline.store import RunDir, SampleRecorder, open_cache
-from peerbench.records import Completion, Paper
+from peerbench.records import Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
 from peerbench.task import Task
+from peerbench.thinking import as_failure_if_empty, settle_reply
 
 EARLY_STOP_FAILURES = 8  # a run whose first this-many requests all fail stops, keeping them
 # Imported while the requests wait on the server (pipeline.dispatch.WarmUp), not after the last reply.
 AFTER_THE_REPLIES = ("numpy", "numpy.random", "peerbench.reporting.tables")
 
-__all__ = ["RunPlan", "RunResult", "check_gold", "execute", "load_papers", "plan_run", "run"]
+__all__ = ["RunPlan", "RunResult", "as_failure_if_empty", "check_gold", "execute", "load_papers", "plan_run", "run"]
 
 
 async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
@@ -43,7 +43,10 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     rules = {name: get_label_rule(name) for name in task.label_rules()}
     backend.decision_parser = task.parser  # P(accept) is read where this parser reads the decision
     try:
-        await backend.setup(RunContext(task, plan.dataset, plan.dataset_args, selection or papers, plan.task_args))
+        context = RunContext(task, plan.dataset, plan.dataset_args, selection or papers, plan.task_args)
+        await backend.setup(context)
+        if plan.protocol is not None:
+            await plan.protocol.setup(context)
         items = prepare(task, backend, papers, backend.token_counter(), rules, plan.samples_per_paper, paper_hashes,
                         plan.config.get("weights"), plan.body_insert)
     except BaseException:
@@ -56,9 +59,12 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     collector = Collector(plan.samples_per_paper, task.parser, plan.config.get("store_prompts", False),
                           recorder.record)
     try:
+        if plan.protocol is not None:
+            await run_protocol_stage(plan, items, cache, recorder, concurrency=concurrency, progress=progress)
+            return recorder.samples
         with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
             def on_result(item, completion, latency, cached) -> None:
-                completion = as_failure_if_empty(completion)
+                completion = settle_reply(completion)
                 advance(1)
                 collector.add(item, completion, latency, cached)  # stored first: a failing cache loses nothing
                 recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
@@ -72,14 +78,23 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     return recorder.samples
 
 
-def as_failure_if_empty(completion: Completion) -> Completion:
-    """An answer without any text (an empty string, a null content) is no review: a failed paper
-    (requested again by the next run), never cached and never scored as a review that forgot its
-    decision. Whitespace the model generated is its answer, and is scored (UNPARSED)."""
-    if completion.error or completion.text:
-        return completion
-    reason = f"finish reason {completion.finish_reason}" if completion.finish_reason else "no finish reason"
-    return dataclasses.replace(completion, error=f"empty completion ({reason})")
+async def run_protocol_stage(plan: RunPlan, items: list[Any], cache: Any, recorder: SampleRecorder, *,
+                             concurrency: int | None, progress: bool) -> None:
+    """A multi-call protocol's papers (:mod:`peerbench.pipeline.calls`), each sample stored as it ends."""
+    from peerbench.pipeline.calls import CallHarness, run_protocol
+    from peerbench.progress import progress_bar
+
+    backend, weights = plan.backend, plan.config.get("weights")
+    described = {**backend.identity(), "weights": weights} if weights else backend.identity()
+    harness = CallHarness(backend, cache, described, concurrency)
+    label = f"{plan.task.task} · {backend.name} · {plan.protocol.name}"
+    with progress_bar(label, total=len(items), enabled=progress) as advance:
+        def on_sample(sample: Any) -> None:
+            recorder.record(sample)
+            advance(1)
+
+        await run_protocol(plan.protocol, harness, items, plan.task.parser, plan.config.get("store_prompts", False),
+                           on_sample)
 
 
 def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = True, progress: bool = True,

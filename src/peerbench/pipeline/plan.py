@@ -52,6 +52,7 @@ class RunPlan:
     paper_transform: Any = None  # a robustness probe's change to every paper (peerbench.pipeline.probes)
     task_args: dict[str, Any] = field(default_factory=dict)  # the task's selection before --split/--ids
     body_insert: Any = None  # a probe's text put into the kept body after truncation (peerbench.prompts.render)
+    protocol: Any = None  # the reviewer protocol (peerbench.protocols); None: single
 
 
 def _slug(text: str) -> str:
@@ -198,8 +199,9 @@ def path_fingerprint(path: Path) -> str:
 
 
 def run_identity(task: Task, fingerprint: str, backend: Backend, samples: int, probe: dict[str, Any] | None,
-                 weights: dict[str, str] | None = None) -> str:
-    """The hash of everything that reaches a request; two runs share a directory only if it matches."""
+                 weights: dict[str, str] | None = None, protocol: dict[str, Any] | None = None) -> str:
+    """The hash of everything that reaches a request; two runs share a directory only if it matches.
+    A multi-call protocol's name and options join it; the one-call protocols are ``samples``."""
     parts: dict[str, Any] = {"task": fingerprint, "backend": backend.identity(),
                              "generation": task.generation_config().to_dict()}
     if weights:
@@ -208,7 +210,29 @@ def run_identity(task: Task, fingerprint: str, backend: Backend, samples: int, p
         parts["samples_per_paper"] = samples
     if probe:
         parts["probe"] = probe
+    if protocol:
+        parts["protocol"] = protocol
     return stable_hash(parts)[:10]
+
+
+def resolve_protocol(name: str | None, options: dict[str, Any] | None, samples: int, task: Task) -> tuple[Any, int]:
+    """The protocol and the samples per paper of the one-call path. ``--samples k`` is
+    ``self-consistency`` with ``samples=k``; a multi-call protocol takes no ``--samples``."""
+    from peerbench.protocols import create_protocol
+
+    protocol = create_protocol(name or "single", dict(options or {}))
+    protocol.check(task)
+    k = protocol.independent_samples()
+    if k is None:
+        if samples > 1:
+            raise ConfigError(f"--samples: protocol {protocol.name!r} makes its own calls; use --samples only with "
+                              "single or self-consistency")
+        return protocol, 1
+    if k > 1 and samples > 1 and samples != k:
+        if "samples" in protocol.options.model_fields_set:
+            raise ConfigError(f"--samples {samples}: protocol {protocol.name!r} was given samples={k}; give one of the two")
+        return protocol, samples
+    return protocol, max(k, samples)
 
 
 def plan_run(task: str | Task, backend: str | None = None, model: str | None = None, *,
@@ -217,7 +241,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
              split: Sequence[str] | None = None, data_dir: str | Path | None = None,
              metrics: Sequence[str] | None = None, max_model_len: int | None = None,
              generation: dict[str, Any] | None = None, samples: int = 1, store_prompts: bool = False,
-             paper_transform: Any = None, probe: dict[str, Any] | None = None, body_insert: Any = None) -> RunPlan:
+             paper_transform: Any = None, probe: dict[str, Any] | None = None, body_insert: Any = None,
+             protocol: str | None = None, protocol_options: dict[str, Any] | None = None) -> RunPlan:
     """Resolve task, backend, dataset and metrics, validating every option; nothing is loaded or sent."""
     from peerbench.registry import registries
 
@@ -229,19 +254,21 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
         raise ConfigError(f"--limit: must be a positive number, got {limit}")
     if samples < 1:
         raise ConfigError(f"--samples: must be at least 1, got {samples}")
+    protocol_obj, samples = resolve_protocol(protocol, protocol_options, samples, task_obj)
+    multi_call = protocol_obj.identity() if protocol_obj.independent_samples() is None else None
     backend_name, model, options = resolve_model(backend, model, dict(backend_options or {}))
     backend_obj = create_backend(backend_name, model, options)
     dataset, task_args, dataset_args = _dataset_and_args(task_obj, data_dir, split, ids)
     fingerprint = task_obj.fingerprint()  # resolves the prompt template: done once per run
     weights = local_weights(backend_obj)
-    identity = run_identity(task_obj, fingerprint, backend_obj, samples, probe, weights)
-    config = _config(task_obj, fingerprint, backend_obj, dataset_args, identity, metric_names,
-                     {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit,
-                      "weights": weights})
+    identity = run_identity(task_obj, fingerprint, backend_obj, samples, probe, weights, multi_call)
+    settings = {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit,
+                "weights": weights, **({"protocol": multi_call} if multi_call else {})}
+    config = _config(task_obj, fingerprint, backend_obj, dataset_args, identity, metric_names, settings)
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
     return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,
-                   paper_transform, task_args, body_insert)
+                   paper_transform, task_args, body_insert, protocol_obj if multi_call else None)
 
 
 def _config(task: Task, fingerprint: str, backend: Backend, dataset_args: Any, identity: str, metric_names: list[str],
