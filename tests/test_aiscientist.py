@@ -301,7 +301,7 @@ def test_a_paper_longer_than_the_context_loses_its_end_and_the_sample_says_so(be
                           "--max-model-len", "8000", "--out", str(tmp_path / "run"), "--resamples", "20", "-q"],
                          cli_env(isolated_home, OPENAI_API_KEY="unused"))
         assert result.returncode == 0, result.stderr
-        user = server.bodies[0]["messages"][1]["content"]
+        system, user = (m["content"] for m in server.bodies[0]["messages"])
     sample = json.loads((tmp_path / "run" / "samples.jsonl").read_text())
     # characters: (8000 - 4096 - 32) x 3.5 = 13552 for the whole prompt, the system prompt and the form first
     frame = len(system) + len(user) - (len(long_text) - sample["truncation"]["cut_chars"])
