@@ -187,7 +187,7 @@ class AIScientist(Dataset):
         from peerbench.datasets.download import fetch_files
 
         return fetch_files(self.base_url, rels, self.root, validate_file, progress=progress,
-                           description="AI Scientist files")
+                           description="AI Scientist files", mirror_env="PEERBENCH_AISCIENTIST_URL", copy_env=None)
 
     def size(self, args: AIScientistArgs) -> int | None:
         if self.downloads and not (self.root / RATINGS_REL).is_file():
@@ -198,6 +198,8 @@ class AIScientist(Dataset):
             return None
 
     def pull(self, args: AIScientistArgs, *, progress: bool = True) -> int:
+        """Files fetched (the TSV first: it names the papers); 0 where all were there or a copy was given."""
+        fetched = self._fetch([RATINGS_REL], progress=False) if self.downloads else 0
         rows = self.rows(args)
         rels = [*(paper_rel(row["id"]) for row in rows), *FEWSHOT_RELS]
         if not self.downloads:
@@ -206,7 +208,7 @@ class AIScientist(Dataset):
                 raise DataError(f"{self.root / missing[0]}: missing from the copy given by --data-dir"
                                 + (f" (and {len(missing) - 1} more files)" if len(missing) > 1 else ""))
             return 0
-        return self._fetch(rels, progress=progress)
+        return fetched + self._fetch(rels, progress=progress)
 
     def load(self, args: AIScientistArgs, *, progress: bool = True) -> list[Paper]:
         self.pull(args, progress=progress)

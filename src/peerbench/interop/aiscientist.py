@@ -89,9 +89,9 @@ def read_reviews(path: Path) -> list[tuple[str, str]]:
         if missing:
             raise ConfigError(f"{path}:1: column(s) {', '.join(repr(m) for m in missing)} missing (an AI Scientist "
                               "llm_reviews CSV has paper_id and the 16 review fields)")
-        rows, seen = [], {}
+        rows, seen, end = [], {}, reader.line_num
         for row in reader:
-            line = reader.line_num
+            line, end = end + 1, reader.line_num  # the row's first line (a cell may hold newlines)
             if None in row or any(value is None for value in row.values()):
                 raise ConfigError(f"{path}:{line}: {len(header)} columns expected")
             paper_id = row["paper_id"].strip()
