@@ -142,6 +142,65 @@ def test_hook_register_backends(inline_plugin, peerread_root, tmp_path):
     assert all(s["completion"].startswith(s["title"]) for s in result.samples)
 
 
+class CritiqueOptions(peerbench.ProtocolOptions):
+    rounds: int = 1
+
+
+class Critique(peerbench.Protocol):
+    """A third-party protocol written against the public API only: a draft, then critique rounds."""
+
+    name = "critique"
+    Options = CritiqueOptions
+
+    async def review(self, prompt, call):
+        history = [*prompt.messages, {"role": "assistant", "content": (await call(prompt.messages, label="draft"))[0].text}]
+        for round_ in range(self.options.rounds):
+            history.append({"role": "user", "content": "Critique your review, then give it again."})
+            answer = (await call(history, label=f"critique {round_ + 1}", temperature=0.0))[0]
+            history.append({"role": "assistant", "content": answer.text})
+        return peerbench.Review(history[-1]["content"], extra={"turns": len(history)})
+
+
+class Transcript(peerbench.Backend):
+    """Answers with the number of turns it was sent; rejects at the first turn, accepts later."""
+
+    name = "transcript"
+    default_model = "stub"
+    seen: list = []
+
+    async def generate(self, requests):
+        Transcript.seen.extend((r.messages, r.generation.temperature) for r in requests)
+        return [peerbench.Completion(text=f"{len(r.messages)} turns.\n"
+                                     f"{peerbench.decision_line(len(r.messages) > 2)}") for r in requests]
+
+
+def test_hook_register_protocols(inline_plugin, peerread_root, tmp_path):
+    class Mine:
+        @peerbench.hookimpl
+        def register_protocols(self, register):
+            register("critique", Critique, description="draft, then critique rounds")
+
+        @peerbench.hookimpl
+        def register_backends(self, register):
+            register("transcript", Transcript)
+
+    inline_plugin(Mine(), "critique-plugin")
+    assert "critique" in peerbench.list_protocols()
+    Transcript.seen = []
+    result = peerbench.run(task="peerread-conll2016", backend="transcript", data_dir=peerread_root, limit=1,
+                           out=tmp_path / "r", resamples=10, protocol="critique", protocol_options={"rounds": 2})
+    (sample,) = result.samples
+    assert [(len(messages), temperature) for messages, temperature in Transcript.seen] == [(2, 0.2), (4, 0.0), (6, 0.0)]
+    assert Transcript.seen[2][0][4]["content"] == "4 turns.\n" + peerbench.decision_line(True)
+    assert sample["completion"].startswith("6 turns.") and sample["decision"] == "ACCEPT"
+    assert [e["label"] for e in sample["trace"]] == ["draft", "critique 1", "critique 2"]
+    assert sample["extra"]["turns"] == 7 and sample["extra"]["calls"] == 3
+    assert result.config["protocol"] == {"name": "critique", "options": {"rounds": 2}}
+    with pytest.raises(peerbench.ConfigError, match=r"-o rounds: Input should be a valid integer"):
+        peerbench.run(task="peerread-conll2016", backend="transcript", data_dir=peerread_root, limit=1,
+                      out=tmp_path / "bad", protocol="critique", protocol_options={"rounds": "many"})
+
+
 def test_hook_register_datasets(inline_plugin, peerread_root, tmp_path):
     made = []
 

@@ -30,6 +30,7 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time these load 
     from peerbench.pipeline.plan import RunResult
     from peerbench.pipeline.store import read_run
     from peerbench.presets import save_preset
+    from peerbench.protocols import CallFailed, PaperPrompt, Protocol, ProtocolOptions, Review
     from peerbench.reporting.plots import figure_png, pyplot
     from peerbench.reporting.scoring import score_run, score_samples
     from peerbench.reporting.tables import render_comparison
@@ -50,6 +51,8 @@ _LAZY = {
     "render_comparison": "peerbench.reporting.tables",
     "figure_png": "peerbench.reporting.plots", "pyplot": "peerbench.reporting.plots",
     "save_preset": "peerbench.presets",
+    "Protocol": "peerbench.protocols", "ProtocolOptions": "peerbench.protocols", "PaperPrompt": "peerbench.protocols",
+    "Review": "peerbench.protocols", "CallFailed": "peerbench.protocols",
     "friendly_errors": "peerbench.cli.common",
 }
 
@@ -58,12 +61,12 @@ __all__ = [
     "ChatRequest", "Completion", "Decision", "GenerationConfig", "Paper", "RunResult", "Sample", "Section",
     # what plugins subclass or build
     "Backend", "BackendOptions", "Dataset", "DatasetSpec", "Failure", "LabelRule", "Metric", "RetryPolicy", "RunContext",
-    "ScoreInputs", "Task",
+    "ScoreInputs", "Task", "Protocol", "ProtocolOptions", "PaperPrompt", "Review", "CallFailed",
     # errors
     "BackendError", "ConfigError", "DataError", "MissingDependency", "PeerbenchError",
     # plugin system and registry lookups
     "get_backend", "get_dataset", "get_label_rule", "get_metric", "hookimpl", "list_backends", "list_datasets",
-    "list_label_rules", "list_metrics", "list_models", "list_tasks", "load_task",
+    "list_label_rules", "list_metrics", "list_models", "list_protocols", "list_tasks", "load_task",
     # running, reading and scoring
     "compare", "decision_line", "parse_decision", "read_run", "report", "run", "score_run", "score_samples",
     # output helpers for plugins' own commands
@@ -159,6 +162,11 @@ def list_datasets() -> list[str]:
 
 def list_label_rules() -> list[str]:
     return _names("label_rules")
+
+
+def list_protocols() -> list[str]:
+    """Reviewer protocols: ``single``, ``self-consistency``, ``aiscientist`` and the plugins'."""
+    return _names("protocols")
 
 
 def list_models() -> list[str]:

@@ -96,6 +96,7 @@ class PaperCalls:
         if unknown or n < 1:
             raise TypeError(f"call(): unknown settings {unknown}" if unknown else f"call(): n must be >= 1, got {n}")
         generation = dataclasses.replace(self.item.request.generation, **settings)
+        messages = [dict(message) for message in messages]  # as at the call: the protocol may extend its list
         if n > 1 and not getattr(self.harness.backend, "supports_choices", False):
             seed = generation.seed or 0
             answers = await asyncio.gather(*(self.one(messages, dataclasses.replace(generation, seed=seed + i), 1,
