@@ -245,3 +245,36 @@ def test_protocol_options_are_checked_before_any_request(bench, isolated_home, t
                          srv.base_url, "--protocol", "aiscientist", "--out", str(tmp_path / "run3")], env)
         assert other.returncode == 2 and "task 'peerread95' has prompt" in other.stderr
         assert srv.bodies == []
+
+
+def test_report_shows_calls_tokens_and_time_per_paper_and_compare_pairs_two_protocols(bench, isolated_home, tmp_path):
+    env = cli_env(isolated_home, OPENAI_API_KEY="unused", COLUMNS="250")
+    with server() as srv:
+        single = run_cli([*run_args(srv, bench, tmp_path / "single", "c3,e5")[:-2], "--protocol", "single"], env)
+        assert single.returncode == 0, single.stderr
+        multi = run_cli(run_args(srv, bench, tmp_path / "multi", "c3,e5", "--num-reflections", "5",
+                                 "--num-reviews-ensemble", "5"), env)
+        assert multi.returncode == 0, multi.stderr
+    report = run_cli(["report", str(tmp_path / "multi"), "--json"], env)
+    protocol = json.loads(report.stdout)["protocol"]
+    samples = samples_of(tmp_path / "multi")
+    # c3: 4 calls, e5: 6; each paper's tokens are its calls' sums, as the server counted them (words)
+    assert (protocol["calls"], protocol["calls_per_paper"]) == (10, {"mean": 5.0, "min": 4, "max": 6})
+    assert protocol["tokens_per_paper"]["prompt"] == sum(
+        entry["prompt_tokens"] for s in samples.values() for entry in s["trace"]) / 2
+    assert protocol["wall_s_per_paper"]["max"] == max(s["extra"]["wall_s"] for s in samples.values())
+    assert "single" not in json.loads(run_cli(["report", str(tmp_path / "single"), "--json"], env).stdout)
+    table = run_cli(["report", str(tmp_path / "multi")], env)
+    assert "protocol aiscientist (ensemble_temperature=0.75, num_fs_examples=1, num_reflections=5, " \
+           "num_reviews_ensemble=5): 10 calls for 2 papers, 5.00 per paper (4-6)" in " ".join(table.stdout.split())
+    compared = run_cli(["compare", str(tmp_path / "single"), str(tmp_path / "multi"), "--resamples", "20"], env)
+    assert compared.returncode == 0, compared.stderr
+    assert "B: openai:tiny-reviewer · aiscientist" in compared.stdout and "McNemar" in compared.stdout
+
+
+def test_peerbench_protocols_lists_each_protocol_with_its_options(isolated_home):
+    listed = run_cli(["protocols"], cli_env(isolated_home))
+    assert listed.returncode == 0, listed.stderr
+    assert "--num-reflections (or -o num_reflections=VALUE)  default 1" in listed.stdout
+    assert "-o samples=VALUE  default 5" in listed.stdout
+    assert re.search(r"^single  \(peerbench\.protocols\.builtin\)$", listed.stdout, re.MULTILINE)

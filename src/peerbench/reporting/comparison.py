@@ -32,6 +32,13 @@ def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, dict[str, Any], dic
     return runs
 
 
+def protocol_name(config: dict[str, Any]) -> str:
+    """The run's protocol: a multi-call one by name, else single or self-consistency (k samples)."""
+    if config.get("protocol"):
+        return config["protocol"]["name"]
+    return "self-consistency" if (config.get("samples_per_paper") or 1) > 1 else "single"
+
+
 def _check_same_task(runs, label_rule: str | None) -> str:
     first_dir, first, _ = runs[0]
     for run_dir, config, _ in runs[1:]:
@@ -121,6 +128,7 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
         scored = score_samples(rows, label_rules=[rule], metrics=metrics, unparsed_policy=policy,
                                resamples=resamples, seed=seed, confidence=confidence)["label_rules"][rule]
         result["runs"].append({"run_dir": run_dir, "backend": config["backend"], "model": config["model"],
+                               "protocol": protocol_name(config),
                                "metrics": scored["overall"]["metrics"], "confusion": scored["overall"]["confusion"],
                                "n_with_p_accept": scored["overall"]["n_with_p_accept"]})
         inputs.append(score_inputs(rows, rule, policy))

@@ -257,6 +257,10 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
     metrics["choices"] = config.get("choices")
+    if config.get("protocol"):
+        from peerbench.reporting.protocol_summary import protocol_summary
+
+        metrics["protocol"] = protocol_summary(samples, config)
     add_cited(metrics, (config.get("task_definition") or {}).get("cited") or [])
     return metrics
 

@@ -151,6 +151,10 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         cost = metrics.get("cost_usd")
         lines.append(f"tokens: prompt {tokens.get('prompt', 0)}, output {tokens.get('completion', 0)}, thinking "
                      f"{tokens.get('thinking', 0)}" + (f"; estimated cost ${cost:.4f}" if cost is not None else ""))
+    if metrics.get("protocol"):
+        from peerbench.reporting.protocol_summary import protocol_line
+
+        lines.append(protocol_line(metrics["protocol"]))
     for failure in (metrics.get("failures") or {}).get("most_common", []):
         lines.append(f"failed on {failure['papers']} paper(s): {failure['error']}")
     return Text("\n".join(lines))
@@ -185,7 +189,9 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
                         f"every run", title_justify="left")
     table.add_column("metric", no_wrap=True)
     for index, run in enumerate(result["runs"]):
-        table.add_column(f"{'ABCDEFGHIJ'[index] if index < 10 else index}: {run['backend']}:{run['model']}",
+        protocol = run.get("protocol")
+        shown = f" · {protocol}" if protocol not in (None, "single") else ""
+        table.add_column(f"{'ABCDEFGHIJ'[index] if index < 10 else index}: {run['backend']}:{run['model']}{shown}",
                          justify="right")
     for name in COMPARED:
         cells = [run["metrics"].get(name) for run in result["runs"]]
