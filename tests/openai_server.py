@@ -212,7 +212,8 @@ class OpenAIChatServer(LocalServer):
             choices.append({"index": index, "message": message,
                             "finish_reason": self.finish_reason(seen) if self.finish_reason else "stop"})
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-        completion_tokens = sum(len((c["message"]["content"] or "").split()) for c in choices)
+        completion_tokens = sum(len(((c["message"]["content"] or "") + " " + c["message"].get("reasoning_content", ""))
+                                    .split()) for c in choices)  # a server counts the reasoning's tokens too
         return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
                 "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                               "total_tokens": prompt_tokens + completion_tokens}}

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+import peerbench
 from aiscientist_fixtures import text_of, write_benchmark
 from conftest import cli_env, run_cli
 from openai_server import OpenAIChatServer
@@ -278,3 +280,111 @@ def test_peerbench_protocols_lists_each_protocol_with_its_options(isolated_home)
     assert "--num-reflections (or -o num_reflections=VALUE)  default 1" in listed.stdout
     assert "-o samples=VALUE  default 5" in listed.stdout
     assert re.search(r"^single  \(peerbench\.protocols\.builtin\)$", listed.stdout, re.MULTILINE)
+
+
+@pytest.fixture
+def register_plugin():
+    from peerbench import plugins, registry
+
+    names = []
+
+    def register(obj, name):
+        plugins.load_plugins()
+        plugins.pm.register(obj, name=name)
+        names.append(name)
+        registry.reset()
+
+    yield register
+    for name in names:
+        plugins.pm.unregister(name=name)
+    registry.reset()
+
+
+def test_self_consistency_is_samples_k_same_run_same_requests(peerread_root, isolated_home, tmp_path):
+    env = cli_env(isolated_home, OPENAI_API_KEY="unused")
+    with OpenAIChatServer(tokenize=False) as srv:
+        args = ["run", "--task", "peerread-conll2016", "--backend", "openai", "--model", srv.model, "--base-url",
+                srv.base_url, "--data-dir", str(peerread_root), "--limit", "2", "--resamples", "20", "-q", "--no-cache"]
+        samples = run_cli([*args, "--samples", "3"], env, cwd=tmp_path)
+        assert samples.returncode == 0, samples.stderr
+        sent = len(srv.bodies)
+        protocol = run_cli([*args, "--protocol", "self-consistency", "-o", "samples=3"], env, cwd=tmp_path)
+        assert protocol.returncode == 0, protocol.stderr
+        assert sent == 6 and len(srv.bodies) == 6  # the same run directory, resumed: nothing left to ask
+        clash = run_cli([*args, "--protocol", "self-consistency", "-o", "samples=3", "--samples", "4"], env,
+                        cwd=tmp_path)
+        assert clash.returncode == 2 and "was given samples=3; give one of the two" in clash.stderr
+    (run_dir,) = (tmp_path / "peerbench-runs").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["samples_per_paper"] == 3
+
+
+class OneCall(peerbench.Protocol):
+    name = "one-call"
+
+    async def review(self, prompt, call):
+        reply = (await call(prompt.messages, label="only"))[0]
+        return peerbench.Review(reply.text, reply.p_accept)
+
+
+class Vote(peerbench.Protocol):
+    """Three choices of one request, P(accept) their share: on a backend without n choices, three
+    requests with seeds seed..seed+2, the very requests of --samples 3."""
+
+    name = "vote"
+
+    async def review(self, prompt, call):
+        replies = await call(prompt.messages, n=3, label="votes")
+        accepts = sum(prompt.decide(r.text) is peerbench.Decision.ACCEPT for r in replies)
+        return peerbench.Review(replies[0].text, accepts / 3)
+
+
+class SeedEcho(peerbench.Backend):
+    """Accepts on odd seeds; records every request (a backend that cannot give n choices)."""
+
+    name = "seed-echo"
+    default_model = "stub"
+    seen: list = []
+
+    async def generate(self, requests):
+        SeedEcho.seen.extend(r.generation.seed for r in requests)
+        return [peerbench.Completion(text=f"seed {r.generation.seed}\n{peerbench.decision_line(r.generation.seed % 2)}")
+                for r in requests]
+
+
+class Mine:
+    @peerbench.hookimpl
+    def register_protocols(self, register):
+        register("one-call", OneCall)
+        register("vote", Vote)
+
+    @peerbench.hookimpl
+    def register_backends(self, register):
+        register("seed-echo", SeedEcho)
+
+
+def test_a_protocols_call_is_the_one_call_paths_request_and_cache_entry(peerread_root, isolated_home, tmp_path,
+                                                                       register_plugin):
+    register_plugin(Mine(), "mine")
+    with OpenAIChatServer(tokenize=False) as srv:
+        common = dict(task="peerread-conll2016", backend="openai", model=srv.model, data_dir=peerread_root, limit=2,
+                      resamples=10, backend_options={"base_url": srv.base_url})
+        single = peerbench.run(out=tmp_path / "single", **common)
+        assert len(srv.bodies) == 2
+        one = peerbench.run(out=tmp_path / "one", protocol="one-call", **common)
+        assert len(srv.bodies) == 2  # both calls came from the cache: the same key for the same request
+    assert [s["completion"] for s in one.samples] == [s["completion"] for s in single.samples]
+    assert [s["p_accept"] for s in one.samples] == [s["p_accept"] for s in single.samples]
+    assert all(s["trace"][0]["cached"] and s["trace"][0]["label"] == "only" for s in one.samples)
+
+
+def test_n_choices_on_a_backend_without_them_are_the_requests_of_samples_k(peerread_root, isolated_home, tmp_path,
+                                                                          register_plugin):
+    register_plugin(Mine(), "mine")
+    common = dict(task="peerread-conll2016", backend="seed-echo", data_dir=peerread_root, limit=2, resamples=10)
+    SeedEcho.seen = []
+    k3 = peerbench.run(out=tmp_path / "k3", samples=3, **common)
+    assert sorted(SeedEcho.seen) == [0, 0, 1, 1, 2, 2]
+    vote = peerbench.run(out=tmp_path / "vote", protocol="vote", **common)
+    assert len(SeedEcho.seen) == 6  # nothing new was asked
+    assert [s["p_accept"] for s in vote.samples] == [pytest.approx(1 / 3)] * 2 == [s["p_accept"] for s in k3.samples]
+    assert sorted(e["label"] for e in vote.samples[0]["trace"]) == ["votes 1/3", "votes 2/3", "votes 3/3"]
