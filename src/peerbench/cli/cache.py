@@ -25,7 +25,7 @@ def cache() -> None:
 @friendly_errors
 def cache_info() -> None:
     """Entries per model, with their ages, and where the cache lives."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     store = _open_cache()
     try:

@@ -139,7 +139,7 @@ def data_info(as_json) -> None:
     """Show what each registered dataset has on disk, and the response cache."""
     import json
 
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.paths import cache_root
 
@@ -151,7 +151,7 @@ def data_info(as_json) -> None:
                               indent=2))
         return
     table = Table(title="datasets on disk", title_justify="left")
-    for column, justify in (("dataset", "left"), ("what", "left"), ("how many", "right"), ("MB", "right"),
+    for column, justify in (("dataset", "left"), ("what", "left"), ("how many", "left"), ("MB", "right"),
                             ("where", "left")):
         table.add_column(column, justify=justify, no_wrap=column != "where")
     for row in rows:

@@ -11,7 +11,7 @@ from peerbench.cli.common import (cli, console, friendly_errors,
 
 
 def _listing(kind: str, title: str, describe: Callable[[Any], list[str]], columns: list[str]) -> None:
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.registry import registries
 
@@ -36,7 +36,7 @@ def backends() -> None:
 @friendly_errors
 def tasks(include_path) -> None:
     """List the tasks with their size and gold label rule."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.registry import registries
     from peerbench.task import tasks_from_path
@@ -44,16 +44,17 @@ def tasks(include_path) -> None:
     regs = registries()
     found = [e.value for e in regs.tasks.entries()] + [t for p in include_path for t in tasks_from_path(p)]
     table = Table(title="tasks", title_justify="left")
-    for column in ("name", "papers", "gold label", "also reported"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("description", min_width=20)
+    for column in ("name", "papers", "gold label"):
+        table.add_column(column, no_wrap=column == "name")
+    table.add_column("description")
     for task in found:
         size = None
         if task.dataset.name in regs.datasets:
             dataset = regs.datasets.get(task.dataset.name).value()
             size = dataset.size(dataset.parse_args(task.dataset.args(), f"task {task.task}"))
-        table.add_row(task.task, "?" if size is None else str(size), task.label_rule,
-                      ", ".join(task.report_label_rules), task.description)
+        also = [rule for rule in task.report_label_rules if rule != task.label_rule]
+        table.add_row(task.task, "?" if size is None else str(size),
+                      task.label_rule + (f"\nalso: {', '.join(also)}" if also else ""), task.description)
     console().print(table)
 
 
@@ -80,7 +81,7 @@ def metrics() -> None:
 @friendly_errors
 def plugins() -> None:
     """List plugins, their hooks and versions, and any that failed to load."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench import plugins as plugin_module
     from peerbench.registry import registries
