@@ -65,9 +65,14 @@ def models() -> None:
     from peerbench.presets import presets_path
 
     _listing("models", "model presets", lambda e: [e.name, e.value["backend"], e.value["model"],
-                                                  ", ".join(sorted(e.value.get("backends") or {})), e.plugin],
-             ["name", "backend", "model", "also runs on", "from"])
-    console().print(f"user presets file: {presets_path()}", highlight=False)
+                                                  ", ".join(sorted(e.value.get("backends") or {})), e.plugin,
+                                                  e.description],
+             ["name", "backend", "model", "also runs on", "from", "description"])
+    path = presets_path()
+    console().print(f"user presets file: {path}" + ("" if path.is_file() else " (none yet)"), highlight=False)
+    console().print("More presets: `peerbench distill register` writes one (plugin: pip install -e "
+                    "plugins/peerbench-distill), or add your own to that file as NAME: {backend: B, model: M, "
+                    "options: {...}}; an installed plugin may register some.", highlight=False)
 
 
 @cli.command()
