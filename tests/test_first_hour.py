@@ -2,6 +2,7 @@
 a PeerRead mirror's listing (issue 37)."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -16,14 +17,23 @@ def invoke(args: list[str], **env: str):
     return CliRunner().invoke(build_cli(), args, env={"COLUMNS": "200", **env})
 
 
+def readme_demo_command() -> list[str]:
+    """The offline command README shows right under its two set-up commands."""
+    readme = (REPO / "README.md").read_text().splitlines()
+    (line,) = [line for line in readme[:25] if line.startswith(".venv/bin/peerbench run")]
+    return line.split()[1:]
+
+
 def test_the_shipped_demo_gives_a_result_without_network_or_model(tmp_path):
-    result = invoke(["run", "--backend", "replay", "--model", "demo-reviews", "--task", "demo-synthetic", "-q",
-                     "--resamples", "200", "--out", str(tmp_path / "demo")])
+    args = readme_demo_command()
+    assert args[args.index("--out") + 1] == "out/demo"  # under the folder README's examples share
+    result = invoke([*args, "-q", "--resamples", "200"])
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "demo" / "samples.jsonl").is_file()  # the test's working directory
     # 10 synthetic papers, 6 with mean score >= 4; the shipped reviews accept d01-d04 and d07:
     # TP 4, FP 1, FN 2, TN 3 -> F1 = 8/11, accuracy 7/10, always-accept's F1 = 2*6/(2*6+4) = 0.750
     assert "confusion (gold recommendation>=4): TP 4 FP 1 FN 2 TN 3" in result.stdout
-    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "out" / "demo" / "metrics.json").read_text())
     overall = metrics["label_rules"]["recommendation>=4"]["overall"]
     assert overall["metrics"]["f1"]["value"] == pytest.approx(8 / 11)
     assert overall["metrics"]["accuracy"]["value"] == pytest.approx(0.7)
@@ -74,3 +84,37 @@ def test_a_mirror_without_a_listing_says_every_way_around(peerread_server, isola
     assert pulled.exit_code == 0, pulled.output
     assert "8 files fetched" in pulled.stdout
     assert not [hit for hit in peerread_server.hits if hit.startswith("listing:")]
+
+
+def test_the_main_job_installs_no_torch():
+    """README's first command installs the bare package: nothing it needs, at any depth, is torch or
+    the CUDA runtime (followed through the requirements of what is installed here)."""
+    import re
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    todo = [name(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    seen: set[str] = set()
+    while todo:
+        package = todo.pop()
+        if package in seen:
+            continue
+        seen.add(package)
+        try:
+            requires = distribution(package).requires or []
+        except PackageNotFoundError:
+            continue
+        todo.extend(name(r) for r in requires if "extra ==" not in r)
+    assert {"scikit-learn", "numpy", "rich"} <= seen
+    assert not {p for p in seen if p in ("torch", "transformers", "vllm") or p.startswith("nvidia-")}, seen
+
+
+def test_gitignore_covers_what_peerbench_and_the_readme_write():
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert {"peerbench-runs/", "peerbench-sweeps/", "/out/"} <= set(ignored)
+    use = (REPO / "README.md").read_text().split("## Use")[1].split("## Documentation")[0]
+    written = re.findall(r"--(?:out|html|png|workdir) (\S+)", use)
+    assert written and all(path.startswith(("out/", "peerbench-runs/", "peerbench-sweeps/")) for path in written), written
