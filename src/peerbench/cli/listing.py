@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -51,7 +52,10 @@ def tasks(include_path) -> None:
         size = None
         if task.dataset.name in regs.datasets:
             dataset = regs.datasets.get(task.dataset.name).value()
-            size = dataset.size(dataset.parse_args(task.dataset.args(), f"task {task.task}"))
+            args = task.dataset.args()
+            if "base_dir" in dataset.Args.model_fields and task.source:  # as a run resolves a relative path
+                args.setdefault("base_dir", str(Path(task.source).parent))
+            size = dataset.size(dataset.parse_args(args, f"task {task.task}"))
         also = [rule for rule in task.report_label_rules if rule != task.label_rule]
         table.add_row(task.task, "?" if size is None else str(size),
                       task.label_rule + (f"\nalso: {', '.join(also)}" if also else ""), task.description)
