@@ -87,6 +87,7 @@ def test_missing_replay_rows_are_failed_papers_and_reruns_stay_incomplete_with_f
     assert len(lines) == 95 + 10  # the rerun requested exactly the 10 failed papers again
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_an_edited_replay_file_is_a_new_run_never_the_old_answers(peerread_root, tmp_path, isolated_home):
     from conftest import cli_env, run_cli
 

@@ -68,15 +68,19 @@ def models() -> None:
     """List model presets (from plugins and from your models.yaml)."""
     from peerbench.presets import presets_path
 
-    _listing("models", "model presets", lambda e: [e.name, e.value["backend"], e.value["model"],
-                                                  ", ".join(sorted(e.value.get("backends") or {})), e.plugin,
-                                                  e.description],
-             ["name", "backend", "model", "also runs on", "from", "description"])
+    _listing("models", "model presets", _preset_row, ["name", "backend", "model", "description (from)"])
     path = presets_path()
     console().print(f"user presets file: {path}" + ("" if path.is_file() else " (none yet)"), highlight=False)
     console().print("More presets: `peerbench distill register` writes one (plugin: pip install -e "
                     "plugins/peerbench-distill), or add your own to that file as NAME: {backend: B, model: M, "
                     "options: {...}}; an installed plugin may register some.", highlight=False)
+
+
+def _preset_row(entry: Any) -> list[str]:
+    """Four columns, so that a long model path still leaves room at 80 columns."""
+    others = ", ".join(sorted(entry.value.get("backends") or {}))
+    return [entry.name, entry.value["backend"] + (f"\nalso: {others}" if others else ""), entry.value["model"],
+            f"{entry.description}\n({entry.plugin})".strip()]
 
 
 @cli.command()
