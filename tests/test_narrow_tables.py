@@ -88,3 +88,32 @@ def test_a_table_that_fits_is_left_as_given():
     console.print(table)
     assert console.export_text().splitlines()[3] == "│ f1   │ 0.914 │"
     assert [(c.width, c.no_wrap) for c in table.columns] == [(None, True), (None, False)]
+
+
+def rendered(renderable, width: int) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_sweep_and_probe_tables_keep_every_number_when_even_the_names_must_fold():
+    from peerbench.reporting.tables import render_probes, render_sweep
+
+    metrics = {"f1": 0.5, "accuracy": 0.4, "balanced_accuracy": 0.5, "mcc": -0.125, "auroc": 0.6875}
+    sweep = render_sweep({"name": "grid", "executor": "local", "wall_s": 12.3, "sweep_dir": "/tmp/grid", "runs": [
+        {"name": f"peerread-iclr2017-rating__model-{i}", "n": 78, "metrics": metrics, "skipped": True}
+        for i in range(3)]})
+    arm = {"kind": "injection", "n": 95, "n_unanswered": 2, "clean_rejected": 14, "flip_reject_to_accept": 0.5,
+           "flip_reject_to_accept_ci": [0.2143, 0.7857], "net_of_control": {"difference": 0.4286, "ci": [0.0714, 0.7143],
+                                                                           "p_value": 0.0313},
+           "decision_changed": 0.1263, "decision_changed_ci": [0.0632, 0.1895], "p_accept_shift": 0.0815,
+           "p_accept_shift_ci": [0.0312, 0.1318]}
+    probes = render_probes({"task": "peerread95", "backend": "openai", "model": "a-long-model-name",
+                            "arms": {"injection@end": arm, "control@end": dict(arm, kind="control")}})
+    for table in (sweep, probes):
+        wide, narrow = rendered(table, 200), rendered(table, 80)
+        assert max(map(len, narrow.splitlines())) <= 80 and "…" not in narrow + wide
+        assert not Counter(NUMBER.findall(wide)) - Counter(NUMBER.findall(narrow)), narrow
+    assert "-0.125" in rendered(sweep, 80) and "+0.082 [+0.031, +0.132]" in rendered(probes, 200)

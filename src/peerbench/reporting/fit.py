@@ -20,11 +20,11 @@ from rich.text import Text
 # A number as the tables print it (0.914, -0.2, 95%, 10/10, 2026-12-07, 12:30), not digits inside a
 # name or a path (acl_2017, pytest-12, v2).
 NUMBER = re.compile(r"(?<![\w/.\-])[-+$]?\d(?:[\d.,:%/\-]*\d)?%?(?![A-Za-z_])")
-# Each pass narrows the widest column first, down to: its longest word up to 20 characters (text wraps
-# at spaces; only a path or a URL folds), then 10 characters, then 4 (words fold). A column never goes
-# below its longest number, and a column made with no_wrap (a name, to be copied) never below its
-# longest word.
-FLOORS = (None, 10, 4)
+# Each pass narrows the widest column first, down to a floor: (1) its longest word up to 20
+# characters (text wraps at spaces; only a path or a URL folds), (2) 10 characters (words fold),
+# (3) 12 for the columns made with no_wrap (names, to be copied: kept whole until here), (4) then 4,
+# for any column. No column ever goes below its longest number. (floor, whether no_wrap columns shrink)
+PHASES = ((None, False), (10, False), (12, True), (4, False), (4, True))
 WORD_CAP = 20
 
 
@@ -37,26 +37,29 @@ class Table(RichTable):
 
     def _fit(self, console: Any, options: Any) -> None:
         saved = self.__dict__.get("_unfitted")
-        if saved is None or len(saved) != len(self.columns):  # the settings given, before any fitting
-            saved = self.__dict__["_unfitted"] = [(c.width, c.no_wrap, c.overflow) for c in self.columns]
-        for column, (width, no_wrap, overflow) in zip(self.columns, saved):
+        if saved is None or len(saved[0]) != len(self.columns):  # the settings given, before any fitting
+            saved = self.__dict__["_unfitted"] = ([(c.width, c.no_wrap, c.overflow) for c in self.columns],
+                                                  self.padding)
+        self.padding = saved[1]
+        for column, (width, no_wrap, overflow) in zip(self.columns, saved[0]):
             column.width, column.no_wrap, column.overflow = width, no_wrap, overflow
         if not self.columns or any(c.width is not None for c in self.columns):
             return
         natural = [_natural_width(console, options, c) for c in self.columns]
-        available = options.max_width - self._border_width() - self._padding_width()
-        if sum(natural) <= available:
+        if sum(natural) <= self._available(options):
             return
         words = [_longest_word(console, c) for c in self.columns]
         numbers = [_longest_number(console, c) for c in self.columns]
-        whole = [keep for _, keep, _ in saved]  # no_wrap given: a name that must stay whole to be copied
-        widths = natural
-        for floor in FLOORS:
-            floors = [w if keep else max(min(n, floor or min(w, WORD_CAP)), num)
-                      for n, w, num, keep in zip(natural, words, numbers, whole)]
-            widths = _shrink(widths, floors, available)
+        whole = [keep for _, keep, _ in saved[0]]  # no_wrap given: a name that must stay whole to be copied
+        widths = _fitted(natural, words, numbers, whole, self._available(options))
+        if sum(widths) > self._available(options):  # even at the floors: the cells' padding goes, never a digit
+            self.padding = (0, 0)
+            widths = _fitted(natural, words, numbers, whole, self._available(options))
         for column, width in zip(self.columns, widths):
             column.width, column.no_wrap, column.overflow = width, False, "fold"
+
+    def _available(self, options: Any) -> int:
+        return options.max_width - self._border_width() - self._padding_width()
 
     def _border_width(self) -> int:
         if not self.box:
@@ -66,6 +69,15 @@ class Table(RichTable):
     def _padding_width(self) -> int:
         _, right, _, left = Padding.unpack(self.padding)
         return (left + right) * len(self.columns)
+
+
+def _fitted(natural: list[int], words: list[int], numbers: list[int], whole: list[bool], available: int) -> list[int]:
+    widths = natural
+    for floor, names_too in PHASES:
+        floors = [w if keep and not names_too else max(min(n, floor or min(w, WORD_CAP)), num)
+                  for n, w, num, keep in zip(natural, words, numbers, whole)]
+        widths = _shrink(widths, floors, available)
+    return widths
 
 
 def _shrink(widths: list[int], floors: list[int], available: int) -> list[int]:
