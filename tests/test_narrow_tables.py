@@ -19,8 +19,8 @@ def shown(args: list[str], columns: int) -> str:
 
 
 def is_path_line(line: str) -> bool:
-    """A plain line that ends in a path (kept whole, to be copied), outside any table."""
-    return not any(c in line for c in "│┃") and line.split()[-1].startswith("/")
+    """A plain line, outside any table, that holds a path (kept whole, to be copied)."""
+    return not any(c in line for c in "│┃") and any(word.startswith("/") for word in line.split())
 
 
 def assert_readable_at_80(args: list[str]) -> str:

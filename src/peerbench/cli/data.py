@@ -159,5 +159,5 @@ def data_info(as_json) -> None:
                       f"{row['size_bytes'] / 1e6:.1f}" if row["what"] is not None else "", row["where"] or "")
     screen = console()
     screen.print(table)
-    screen.print(f"response cache: {cache} ({cache_bytes / 1e6:.1f} MB)" if cache_bytes is not None
-                 else f"response cache: {cache} (empty)")
+    size = "empty" if cache_bytes is None else f"{cache_bytes / 1e6:.1f} MB"
+    click.echo(f"response cache: {cache} ({size})")  # not wrapped: a path broken in two cannot be copied
