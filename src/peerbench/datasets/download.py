@@ -90,7 +90,7 @@ def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Valida
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
             progress_bar(description, total=len(missing), enabled=progress, unit="files") as advance:
         errors = _fetch_first(client, base_url, missing[0], root, validate, backoff)
-        advance(1)
+        advance(0 if errors else 1, failed=len(errors))  # the bar counts fetched files; failures apart
         futures = {pool.submit(fetch_one, client, base_url.rstrip("/") + "/" + rel, rel, root / rel, validate,
                                backoff=backoff): rel for rel in missing[1:]}
         for future in as_completed(futures):
@@ -98,7 +98,9 @@ def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Valida
                 future.result()
             except FetchError as exc:
                 errors.append(exc)
-            advance(1)
+                advance(0, failed=1)
+            else:
+                advance(1)
     if errors:
         errors.sort(key=lambda e: e.rel)
         more = f" (and {len(errors) - 1} more failed files)" if len(errors) > 1 else ""

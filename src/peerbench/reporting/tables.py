@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console, Group
-from rich.table import Table
+from peerbench.reporting.fit import Table  # fitted to the console's width
 from rich.text import Text
 
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc",
