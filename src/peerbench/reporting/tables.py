@@ -112,8 +112,9 @@ def echo_line(metrics: dict[str, Any]) -> str:
     """How many reviews copied their prompt back, and for how many the copied words would have
     changed the decision had they been read as the model's own."""
     echoes = metrics.get("echoes") or {}
-    return (f"echoes (50+ words copied from the prompt, never read for the decision): {echoes.get('reviews', 0)} "
-            f"reviews, {echoes.get('read_otherwise', 0)} of them decided otherwise if the copy were read")
+    found = (f"{echoes['reviews']} reviews, {echoes.get('read_otherwise', 0)} of which the copy would decide "
+             "otherwise") if echoes.get("reviews") else "none"
+    return f"echoes (50+ words of the prompt copied back; never read for a decision): {found}"
 
 
 def summary_text(metrics: dict[str, Any]) -> Text:
