@@ -308,3 +308,10 @@ def test_a_paper_longer_than_the_context_loses_its_end_and_the_sample_says_so(be
     assert sample["truncation"]["method"] == "chars" and sample["truncation"]["char_budget"] == 13552 - frame
     assert sample["truncation"]["cut_chars"] == len(long_text) - (13552 - frame) > 0
     assert user.endswith(long_text[:13552 - frame] + "\n```")
+
+
+def test_an_lm_eval_export_refuses_the_json_parser_in_one_line(bench, isolated_home, tmp_path):
+    result = run_cli(["export", "lm-eval", "--task", "aiscientist-iclr2022", "--data-dir", str(bench), "--out",
+                      str(tmp_path / "lm")], cli_env(isolated_home))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "parser 'aiscientist-json' reads a JSON review" in result.stderr and not (tmp_path / "lm").exists()
