@@ -219,9 +219,11 @@ def test_an_imported_run_is_an_ordinary_run_named_by_the_csv_content(bench, isol
     config = json.loads((run_dir / "config.json").read_text())
     assert config["backend"] == "replay" and len(config["file_sha256"]) == 64
     assert config["choices"]["parser"] == "aiscientist-json"
-    report = run_cli(["report", str(run_dir), "--resamples", "20"], env)
+    report = run_cli(["report", str(run_dir), "--resamples", "20", "--html", str(tmp_path / "page.html")], env)
     assert report.returncode == 0, report.stderr
     assert "humans, NeurIPS 2021 (cited)" in report.stdout and "not computed from these data" in report.stdout
+    page = (tmp_path / "page.html").read_text()
+    assert "<em>0.490</em>" in page and "published figures, not computed from these data" in page
     csv_path.write_text(csv_path.read_text().replace("Weak Accept", "Accept"))  # another file: another run
     second = run_cli(args, env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
@@ -315,3 +317,16 @@ def test_an_lm_eval_export_refuses_the_json_parser_in_one_line(bench, isolated_h
                       str(tmp_path / "lm")], cli_env(isolated_home))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "parser 'aiscientist-json' reads a JSON review" in result.stderr and not (tmp_path / "lm").exists()
+
+
+@pytest.mark.fast
+def test_p_accept_is_read_at_the_decision_value_from_token_strings():
+    import math
+
+    from peerbench.backends.logprobs import TokenLogprob, decision_probability
+
+    tokens = [TokenLogprob('```json\n{"Overall": 6, "Decision": "', 0.0), TokenLogprob("Acc", math.log(0.7),
+              (("Acc", math.log(0.7)), ("Rej", math.log(0.2)), ("Borderline", math.log(0.1)))),
+              TokenLogprob('ept"}\n```', 0.0)]
+    assert decision_probability(tokens, parser="aiscientist-json").p_accept == pytest.approx(0.7 / 0.9)
+    assert decision_probability(tokens, parser="aiscientist-json-overall6") is None
