@@ -329,3 +329,14 @@ def test_p_accept_is_read_at_the_decision_value_from_token_strings():
               TokenLogprob('ept"}\n```', 0.0)]
     assert decision_probability(tokens, parser="aiscientist-json").p_accept == pytest.approx(0.7 / 0.9)
     assert decision_probability(tokens, parser="aiscientist-json-overall6") is None
+
+
+@pytest.mark.fast
+def test_the_two_tasks_are_listed_and_a_citation_reaches_no_fingerprint():
+    import peerbench
+
+    assert {"aiscientist-iclr2022", "aiscientist-iclr2022-overall6"} <= set(peerbench.list_tasks())
+    task = peerbench.load_task("aiscientist-iclr2022")
+    assert (task.prompt, task.parser, task.max_model_len) == ("aiscientist", "aiscientist-json", 128000)
+    assert task.fingerprint() == task.model_copy(update={"cited": None}).fingerprint()
+    assert task.fingerprint() != task.model_copy(update={"parser": "aiscientist-json-overall6"}).fingerprint()
