@@ -340,3 +340,15 @@ def test_the_two_tasks_are_listed_and_a_citation_reaches_no_fingerprint():
     assert (task.prompt, task.parser, task.max_model_len) == ("aiscientist", "aiscientist-json", 128000)
     assert task.fingerprint() == task.model_copy(update={"cited": None}).fingerprint()
     assert task.fingerprint() != task.model_copy(update={"parser": "aiscientist-json-overall6"}).fingerprint()
+
+
+def test_a_paper_without_a_row_leaves_the_import_incomplete(bench, isolated_home, tmp_path):
+    csv_path = write_reviews_csv(tmp_path / "reviews.csv")
+    lines = csv_path.read_text().split("\n")
+    csv_path.write_text("\n".join(lines[:1] + lines[3:]))  # the first review (-a1, two lines) dropped
+    result = run_cli(["import", "aiscientist", str(csv_path), "--task", "aiscientist-iclr2022", "--data-dir",
+                      str(bench), "--out", str(tmp_path / "run"), "--resamples", "20"], cli_env(isolated_home))
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith("INCOMPLETE: 11/12 answered (1 failed")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["label_rules"]["decision"]["overall"]["n"] == 11
