@@ -352,3 +352,13 @@ def test_a_paper_without_a_row_leaves_the_import_incomplete(bench, isolated_home
     assert result.stderr.strip().splitlines()[-1].startswith("INCOMPLETE: 11/12 answered (1 failed")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["label_rules"]["decision"]["overall"]["n"] == 11
+
+
+def test_always_accept_speaks_the_json_review(bench, isolated_home, tmp_path):
+    result = run_cli(["run", "--task", "aiscientist-iclr2022-overall6", "--backend", "baseline", "--model",
+                      "always-accept", "--data-dir", str(bench), "--out", str(tmp_path / "run"), "--resamples", "20"],
+                     cli_env(isolated_home))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["decisions"] == {"ACCEPT": 12, "REJECT": 0, "AMBIGUOUS": 0, "UNPARSED": 0, "FAILED": 0}
+    assert metric(metrics, "accuracy") == pytest.approx(5 / 12, abs=1e-12)  # 5 of the 12 were accepted
