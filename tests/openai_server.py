@@ -48,8 +48,9 @@ class OpenAIChatServer(LocalServer):
         self.gullible = gullible  # phrases that, found in the prompt, make this reviewer accept
         # title -> (content, logprobs "content" list as on the wire): a review and its token logprobs as given
         self.logprob_reply = logprob_reply
-        # body -> the reply's text (with n > 1, called once per choice, the body carrying "choice_index");
-        # reasoning: body -> a reasoning parser's trace, sent as message.reasoning_content
+        # request body -> the review text (an echoing model, say; no logprobs); with n > 1 called once per
+        # choice, the body carrying "choice_index"; reasoning: body -> a reasoning parser's trace, sent as
+        # message.reasoning_content
         self.reply, self.reasoning, self.finish_reason = reply, reasoning, finish_reason
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
@@ -200,7 +201,7 @@ class OpenAIChatServer(LocalServer):
 
 
     def scripted_reply(self, body: dict) -> dict:
-        """``reply(body)`` per choice (``n`` of them), usage counted in words, reasoning where scripted."""
+        """``reply(body)`` per choice (``n`` of them; no logprobs), reasoning where scripted."""
         n = int(body.get("n") or 1)
         choices = []
         for index in range(n):
@@ -211,12 +212,9 @@ class OpenAIChatServer(LocalServer):
                 message["reasoning_content"] = trace
             choices.append({"index": index, "message": message,
                             "finish_reason": self.finish_reason(seen) if self.finish_reason else "stop"})
-        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-        completion_tokens = sum(len(((c["message"]["content"] or "") + " " + c["message"].get("reasoning_content", ""))
-                                    .split()) for c in choices)  # a server counts the reasoning's tokens too
         return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
-                "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                              "total_tokens": prompt_tokens + completion_tokens}}
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 10 * n,
+                                              "total_tokens": 10 + 10 * n}}
 
 
 def main() -> None:

@@ -124,7 +124,6 @@ def test_pull_fetches_the_files_resumes_and_names_the_mirror_variable(bench, iso
                                                              PEERBENCH_AISCIENTIST_URL="http://127.0.0.1:9/x"))
     assert dead.returncode == 2 and dead.stderr.strip().count("\n") == 0
     assert "127.0.0.1: unreachable" in dead.stderr and "PEERBENCH_AISCIENTIST_URL" in dead.stderr
-    assert "PEERBENCH_DATA" not in dead.stderr  # that variable is PeerRead's
 
 
 @pytest.mark.fast
@@ -219,9 +218,11 @@ def test_an_imported_run_is_an_ordinary_run_named_by_the_csv_content(bench, isol
     config = json.loads((run_dir / "config.json").read_text())
     assert config["backend"] == "replay" and len(config["file_sha256"]) == 64
     assert config["choices"]["parser"] == "aiscientist-json"
-    report = run_cli(["report", str(run_dir), "--resamples", "20"], env)
+    report = run_cli(["report", str(run_dir), "--resamples", "20", "--html", str(tmp_path / "page.html")], env)
     assert report.returncode == 0, report.stderr
     assert "humans, NeurIPS 2021 (cited)" in report.stdout and "not computed from these data" in report.stdout
+    page = (tmp_path / "page.html").read_text()
+    assert "<em>0.490</em>" in page and "published figures, not computed from these data" in page
     csv_path.write_text(csv_path.read_text().replace("Weak Accept", "Accept"))  # another file: another run
     second = run_cli(args, env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
@@ -308,3 +309,56 @@ def test_a_paper_longer_than_the_context_loses_its_end_and_the_sample_says_so(be
     assert sample["truncation"]["method"] == "chars" and sample["truncation"]["char_budget"] == 13552 - frame
     assert sample["truncation"]["cut_chars"] == len(long_text) - (13552 - frame) > 0
     assert user.endswith(long_text[:13552 - frame] + "\n```")
+
+
+def test_an_lm_eval_export_refuses_the_json_parser_in_one_line(bench, isolated_home, tmp_path):
+    result = run_cli(["export", "lm-eval", "--task", "aiscientist-iclr2022", "--data-dir", str(bench), "--out",
+                      str(tmp_path / "lm")], cli_env(isolated_home))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "parser 'aiscientist-json' reads a JSON review" in result.stderr and not (tmp_path / "lm").exists()
+
+
+@pytest.mark.fast
+def test_p_accept_is_read_at_the_decision_value_from_token_strings():
+    import math
+
+    from peerbench.backends.logprobs import TokenLogprob, decision_probability
+
+    tokens = [TokenLogprob('```json\n{"Overall": 6, "Decision": "', 0.0), TokenLogprob("Acc", math.log(0.7),
+              (("Acc", math.log(0.7)), ("Rej", math.log(0.2)), ("Borderline", math.log(0.1)))),
+              TokenLogprob('ept"}\n```', 0.0)]
+    assert decision_probability(tokens, parser="aiscientist-json").p_accept == pytest.approx(0.7 / 0.9)
+    assert decision_probability(tokens, parser="aiscientist-json-overall6") is None
+
+
+@pytest.mark.fast
+def test_the_two_tasks_are_listed_and_a_citation_reaches_no_fingerprint():
+    import peerbench
+
+    assert {"aiscientist-iclr2022", "aiscientist-iclr2022-overall6"} <= set(peerbench.list_tasks())
+    task = peerbench.load_task("aiscientist-iclr2022")
+    assert (task.prompt, task.parser, task.max_model_len) == ("aiscientist", "aiscientist-json", 128000)
+    assert task.fingerprint() == task.model_copy(update={"cited": None}).fingerprint()
+    assert task.fingerprint() != task.model_copy(update={"parser": "aiscientist-json-overall6"}).fingerprint()
+
+
+def test_a_paper_without_a_row_leaves_the_import_incomplete(bench, isolated_home, tmp_path):
+    csv_path = write_reviews_csv(tmp_path / "reviews.csv")
+    lines = csv_path.read_text().split("\n")
+    csv_path.write_text("\n".join(lines[:1] + lines[3:]))  # the first review (-a1, two lines) dropped
+    result = run_cli(["import", "aiscientist", str(csv_path), "--task", "aiscientist-iclr2022", "--data-dir",
+                      str(bench), "--out", str(tmp_path / "run"), "--resamples", "20"], cli_env(isolated_home))
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1].startswith("INCOMPLETE: 11/12 answered (1 failed")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["label_rules"]["decision"]["overall"]["n"] == 11
+
+
+def test_always_accept_speaks_the_json_review(bench, isolated_home, tmp_path):
+    result = run_cli(["run", "--task", "aiscientist-iclr2022-overall6", "--backend", "baseline", "--model",
+                      "always-accept", "--data-dir", str(bench), "--out", str(tmp_path / "run"), "--resamples", "20"],
+                     cli_env(isolated_home))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["decisions"] == {"ACCEPT": 12, "REJECT": 0, "AMBIGUOUS": 0, "UNPARSED": 0, "FAILED": 0}
+    assert metric(metrics, "accuracy") == pytest.approx(5 / 12, abs=1e-12)  # 5 of the 12 were accepted

@@ -155,13 +155,14 @@ class Sample:
     recommendations: list[float] | None = None  # every human reviewer's rating (the human ceiling's input)
     rating_scale: list[int] | None = None    # [low, high] where the prompt asked for a rating, else None
     rating: float | None = None              # the review's parsed overall rating (None: no rating line)
+    echo: dict[str, Any] | None = None       # stretches copied from the prompt (peerbench.echo), never parsed
     trace: list[dict[str, Any]] | None = None  # a multi-call protocol's calls, in the order they ended
 
     def to_json(self) -> dict[str, Any]:
-        """The stored line: ``extra``, ``messages``, ``recommendations`` and ``trace`` only when they
-        hold something, ``rating`` only where the prompt asked for one."""
+        """The stored line: ``extra``, ``messages``, ``recommendations``, ``echo`` and ``trace`` only
+        when they hold something, ``rating`` only where the prompt asked for one."""
         data = asdict(self)
-        for optional in ("extra", "messages", "recommendations", "trace"):
+        for optional in ("extra", "messages", "recommendations", "echo", "trace"):
             if not data[optional]:
                 del data[optional]
         if data["rating_scale"] is None:

@@ -115,7 +115,7 @@ def import_lm_eval(results_dir, out, resamples) -> None:
 @friendly_errors
 def import_aiscientist(csv_file, task, out, data_dir, include_path, resamples, seed) -> None:
     """One of the AI Scientist's reviewer CSVs (review_iclr_bench/llm_reviews) -> a run directory,
-    each row's review parsed by the task's parser; `report`, `compare` and `leaderboard` work on it."""
+    each row's review parsed by the task's parser; `report` (and its HTML page) and `compare` work on it."""
     from peerbench.cli.run import _exit_if_incomplete
     from peerbench.interop.aiscientist import import_reviews
     from peerbench.reporting.tables import print_metrics

@@ -187,7 +187,7 @@ class AIScientist(Dataset):
         from peerbench.datasets.download import fetch_files
 
         return fetch_files(self.base_url, rels, self.root, validate_file, progress=progress,
-                           description="AI Scientist files", mirror_env="PEERBENCH_AISCIENTIST_URL", copy_env=None)
+                           description="AI Scientist files", mirror_env="PEERBENCH_AISCIENTIST_URL")
 
     def size(self, args: AIScientistArgs) -> int | None:
         if self.downloads and not (self.root / RATINGS_REL).is_file():

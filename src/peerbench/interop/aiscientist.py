@@ -29,6 +29,7 @@ REVIEW_FIELDS = ("Summary", "Questions", "Limitations", "Ethical Concerns", "Sou
 SCORE_FIELDS = frozenset({"Soundness", "Presentation", "Contribution", "Overall", "Confidence", "Originality",
                           "Quality", "Clarity", "Significance"})
 LIST_FIELDS = frozenset({"Questions", "Limitations", "Strengths", "Weaknesses"})
+CONVERSION = "v1"  # bumped when a row's completion is written otherwise: a new JSONL, hence a new run identity
 
 
 def _score(cell: str) -> Any:
@@ -109,11 +110,12 @@ def read_reviews(path: Path) -> list[tuple[str, str]]:
 
 
 def replay_file(csv_path: Path) -> Path:
-    """The JSONL the replay backend reads, made once per CSV content (its sha256 names the folder)."""
+    """The JSONL the replay backend reads, made once per CSV content (its sha256 and the conversion's
+    version name the folder)."""
     from peerbench.paths import cache_root
 
     digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
-    target = cache_root() / "aiscientist" / "imports" / digest / f"{csv_path.stem}.jsonl"
+    target = cache_root() / "aiscientist" / "imports" / f"{digest}-{CONVERSION}" / f"{csv_path.stem}.jsonl"
     if not target.is_file():
         lines = [json.dumps({"id": paper_id, "completion": text}, ensure_ascii=False)
                  for paper_id, text in read_reviews(csv_path)]

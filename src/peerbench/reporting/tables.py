@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console, Group
-from rich.table import Table
+from peerbench.reporting.fit import Table  # fitted to the console's width
 from rich.text import Text
 
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc",
@@ -118,6 +118,15 @@ def choices_text(metrics: dict[str, Any]) -> str:
             f"reviews counted as {choices['unparsed']}\nbody: {choices['body']}\ntruncation: {choices['truncation']}")
 
 
+def echo_line(metrics: dict[str, Any]) -> str:
+    """How many reviews copied their prompt back, and for how many the copied words would have
+    changed the decision had they been read as the model's own."""
+    echoes = metrics.get("echoes") or {}
+    found = (f"{echoes['reviews']} reviews, {echoes.get('read_otherwise', 0)} of which the copy would decide "
+             "otherwise") if echoes.get("reviews") else "none"
+    return f"echoes (50+ words of the prompt copied back; never read for a decision): {found}"
+
+
 def summary_text(metrics: dict[str, Any]) -> Text:
     primary = metrics["label_rules"].get(metrics["primary_label_rule"]) or {}
     conf = (primary.get("overall") or {}).get("confusion", {})
@@ -130,6 +139,7 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"AMBIGUOUS {decisions.get('AMBIGUOUS', 0)}, UNPARSED {decisions.get('UNPARSED', 0)}; "
         f"unparsed and ambiguous counted as: {metrics['unparsed_policy']}; failed requests (not scored): "
         f"{metrics.get('n_failed', 0)}",
+        echo_line(metrics),
         answered_line(metrics),
         choices_text(metrics),
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
