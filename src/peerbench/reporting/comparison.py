@@ -39,6 +39,12 @@ def protocol_name(config: dict[str, Any]) -> str:
     return "self-consistency" if (config.get("samples_per_paper") or 1) > 1 else "single"
 
 
+def run_entry(run_dir: str, config: dict[str, Any], overall: dict[str, Any]) -> dict[str, Any]:
+    return {"run_dir": run_dir, "backend": config["backend"], "model": config["model"],
+            "protocol": protocol_name(config), "metrics": overall["metrics"], "confusion": overall["confusion"],
+            "n_with_p_accept": overall["n_with_p_accept"]}
+
+
 def _check_same_task(runs, label_rule: str | None) -> str:
     first_dir, first, _ = runs[0]
     for run_dir, config, _ in runs[1:]:
@@ -127,10 +133,7 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
         rows = [samples[i] for i in ids]
         scored = score_samples(rows, label_rules=[rule], metrics=metrics, unparsed_policy=policy,
                                resamples=resamples, seed=seed, confidence=confidence)["label_rules"][rule]
-        result["runs"].append({"run_dir": run_dir, "backend": config["backend"], "model": config["model"],
-                               "protocol": protocol_name(config),
-                               "metrics": scored["overall"]["metrics"], "confusion": scored["overall"]["confusion"],
-                               "n_with_p_accept": scored["overall"]["n_with_p_accept"]})
+        result["runs"].append(run_entry(run_dir, config, scored["overall"]))
         inputs.append(score_inputs(rows, rule, policy))
 
     reference_dir, _, reference = runs[0]
