@@ -90,6 +90,7 @@ def test_vertex_faults_usage_and_settings(peerread_root, tmp_path, monkeypatch):
     assert by_title[titles[9]]["extra"]["attempts"] == 1  # a 400 about one paper fails that paper, the run goes on
     ok = [s for s in samples if not s["error"]]
     assert len(ok) == 89 and all(s["completion"] == review_for(s["title"]) for s in ok)  # thoughts left out
+    assert all(s["extra"]["reasoning"] == "Thinking about it..." for s in ok)  # and kept apart
     assert all(s["extra"]["thinking_tokens"] == 40 and s["extra"]["cached_tokens"] == 10 for s in ok)
     metrics = result.metrics
     assert metrics["n_failed"] == 6 and metrics["tokens"]["thinking"] == 40 * 90  # 89 reviews + the recitation

@@ -388,3 +388,19 @@ def test_n_choices_on_a_backend_without_them_are_the_requests_of_samples_k(peerr
     assert len(SeedEcho.seen) == 6  # nothing new was asked
     assert [s["p_accept"] for s in vote.samples] == [pytest.approx(1 / 3)] * 2 == [s["p_accept"] for s in k3.samples]
     assert sorted(e["label"] for e in vote.samples[0]["trace"]) == ["votes 1/3", "votes 2/3", "votes 3/3"]
+
+
+def test_calls_of_different_papers_overlap_up_to_the_concurrency(bench, isolated_home, tmp_path):
+    """4 papers x 3 sequential calls at 0.3 s each: 3.6 s one call at a time, 0.9 s when the papers
+    overlap; the bound is never passed."""
+    env = cli_env(isolated_home, OPENAI_API_KEY="unused")
+    spans = {}
+    for concurrency in (2, 4):
+        with server(latency=0.3) as srv:
+            result = run_cli(run_args(srv, bench, tmp_path / f"c{concurrency}", "c3,e5,g7,h8", "--num-reflections", "3",
+                                      "--concurrency", str(concurrency), "--no-cache"), env)
+            assert result.returncode == 0, result.stderr
+            times = sorted(t for ts in srv.arrivals.values() for t in ts)
+            assert len(times) == 12 and srv.max_in_flight == concurrency
+            spans[concurrency] = times[-1] - times[0] + 0.3
+    assert spans[4] < 2.0 and spans[2] < 3.2

@@ -157,6 +157,9 @@ class GeminiBackend(Backend):
         finish = getattr(getattr(candidate, "finish_reason", None), "value", None)
         parts = getattr(getattr(candidate, "content", None), "parts", None) or []
         text = "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+        thoughts = "".join(p.text for p in parts if getattr(p, "text", None) and getattr(p, "thought", False))
+        if thoughts:  # thought summaries (include_thoughts): kept apart from the review, never parsed
+            extra["reasoning"] = thoughts
         error = reply_problem(finish, bool(text), cap)
         return Completion(text=text, finish_reason=finish, error=error, prompt_tokens=prompt,
                           completion_tokens=output, extra=extra)
