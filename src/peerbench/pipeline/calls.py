@@ -27,10 +27,10 @@ from peerbench.thinking import settle_reply
 SETTINGS = ("max_tokens", "temperature", "top_p", "seed")
 
 
-def call_key(described: dict[str, Any], generation: Any, messages: list[dict[str, str]], n: int = 1) -> str:
-    """The response-cache key of one call: the one-call path's key for the same request."""
-    parts: dict[str, Any] = {"backend": described, "generation": generation.to_dict(),
-                             "messages_sha256": stable_hash(messages)}
+def call_key(described: dict[str, Any], generation: Any, digest: str, n: int = 1) -> str:
+    """The response-cache key of one call (``digest``: the messages' stable_hash): the one-call
+    path's key for the same request."""
+    parts: dict[str, Any] = {"backend": described, "generation": generation.to_dict(), "messages_sha256": digest}
     if n > 1:
         parts["n"] = n
     return stable_hash(parts)
@@ -96,18 +96,21 @@ class PaperCalls:
         if unknown or n < 1:
             raise TypeError(f"call(): unknown settings {unknown}" if unknown else f"call(): n must be >= 1, got {n}")
         generation = dataclasses.replace(self.item.request.generation, **settings)
+        prepared = messages is self.item.request.messages and self.item.prompt_digest
+        digest = prepared or stable_hash(messages)  # the ~50 KB prompt is hashed once per paper, not per call
         messages = [dict(message) for message in messages]  # as at the call: the protocol may extend its list
         if n > 1 and not getattr(self.harness.backend, "supports_choices", False):
             seed = generation.seed or 0
-            answers = await asyncio.gather(*(self.one(messages, dataclasses.replace(generation, seed=seed + i), 1,
-                                                      f"{label} {i + 1}/{n}".strip()) for i in range(n)))
+            answers = await asyncio.gather(*(self.one(messages, digest, dataclasses.replace(generation, seed=seed + i),
+                                                      1, f"{label} {i + 1}/{n}".strip()) for i in range(n)))
             return [answer[0] for answer in answers]
-        return await self.one(messages, generation, n, label)
+        return await self.one(messages, digest, generation, n, label)
 
-    async def one(self, messages: list[dict[str, str]], generation: Any, n: int, label: str) -> list[Completion]:
+    async def one(self, messages: list[dict[str, str]], digest: str, generation: Any, n: int,
+                  label: str) -> list[Completion]:
         harness = self.harness
-        key = call_key(harness.described, generation, messages, n)
-        entry: dict[str, Any] = {"label": label, "messages_sha256": stable_hash(messages)[:16],
+        key = call_key(harness.described, generation, digest, n)
+        entry: dict[str, Any] = {"label": label, "messages_sha256": digest[:16],
                                  "settings": {**generation.to_dict(), "n": n}}
         hit = harness.cache.get(key) if harness.cache is not None else None
         if hit is not None:

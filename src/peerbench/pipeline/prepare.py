@@ -32,6 +32,7 @@ class Item:
     index: int = 0
     paper_hash: str | None = None
     rating_scale: tuple[int, int] | None = None  # where the prompt asks for the venue's overall rating
+    prompt_digest: str | None = None  # the messages' full hash (a protocol's first call reuses it)
 
 
 def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCounter | None,
@@ -61,7 +62,8 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
                                   meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
                                   paper=paper)
             key = stable_hash({"backend": described, "generation": config.to_dict(), "messages_sha256": prompt_digest})
-            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash, rating_scale))
+            items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash, rating_scale,
+                              prompt_digest))
     return items
 
 
