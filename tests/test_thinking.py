@@ -94,3 +94,14 @@ def test_split_thinking(text, reasoning, answer):
     from peerbench.thinking import split_thinking
 
     assert split_thinking(text) == (reasoning, answer)
+
+
+def test_logprob_tokens_are_cut_to_the_answer_where_they_spell_the_reasoning_too():
+    from peerbench.backends.logprobs import TokenLogprob
+    from peerbench.backends.openai_compat import answer_tokens
+
+    tokens = [TokenLogprob(t, 0.0, []) for t in ["<think>", "I recommend ACC", "</think>", "\n\nI recommend", " REJ"]]
+    assert [t.token for t in answer_tokens(tokens, "\n\nI recommend REJ")] == ["\n\nI recommend", " REJ"]
+    assert answer_tokens(tokens[3:], "\n\nI recommend REJ") == tokens[3:]  # the tokens are the answer already
+    assert answer_tokens(tokens, "ommend REJ") == tokens  # the cut falls inside a token: left for the caller to refuse
+    assert answer_tokens(tokens, "something else") == tokens
