@@ -121,3 +121,19 @@ def test_a_bad_entry_is_refused_before_any_run_naming_the_file_and_the_run(peerr
         f"Error: {spec}: run peerread95__typo (backend baseline, task peerread95): bogus: Extra inputs are not "
         "permitted (backend 'baseline' takes: max_features, C, seed)"]
     assert not (tmp_path / "s" / "peerread95__accept").exists()  # nothing started
+
+
+def test_a_sweep_model_may_name_a_protocol(peerread_root, tmp_path, isolated_home):
+    spec = write_spec(tmp_path / "sweep.yaml", peerread_root)
+    data = yaml.safe_load(spec.read_text())
+    data["models"] = [{"name": "sc", "backend": "baseline", "model": "always-accept", "protocol": "self-consistency",
+                       "protocol_options": {"samples": 2}}]
+    data["tasks"] = ["peerread-conll2016"]
+    spec.write_text(yaml.safe_dump(data))
+    done = sweep(spec, out=tmp_path / "s", progress=False)
+    config = json.loads((tmp_path / "s" / "peerread-conll2016__sc" / "config.json").read_text())
+    assert config["samples_per_paper"] == 2 and done["runs"][0]["metrics"]["f1"] is not None
+    data["models"][0].update(protocol="aiscientist", protocol_options={})
+    spec.write_text(yaml.safe_dump(data))
+    refused = run_cli(["sweep", str(spec), "--out", str(tmp_path / "t"), "-q"], cli_env(isolated_home))
+    assert refused.returncode == 2 and "--protocol aiscientist: task 'peerread-conll2016' has prompt" in refused.stderr

@@ -35,6 +35,8 @@ class SweepModel(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     generation: dict[str, Any] = Field(default_factory=dict)
     samples: int = Field(1, ge=1)
+    protocol: str = "single"  # a reviewer protocol (docs/protocols.md) and its options
+    protocol_options: dict[str, Any] = Field(default_factory=dict)
     gpus: float | None = Field(None, ge=0, description="GPUs per run on Ray (default: from the backend)")
 
     def label(self) -> str:
@@ -81,6 +83,7 @@ def run_entries(spec: SweepSpec, root: Path) -> list[dict[str, Any]]:
                 generation = {**model.generation, **({"seed": seed} if seed is not None else {})}
                 entries.append({"name": name, "task": task, "backend": model.backend, "model": model.model,
                                 "options": model.options, "generation": generation, "samples": model.samples,
+                                "protocol": model.protocol, "protocol_options": model.protocol_options,
                                 "gpus": model.gpus, "out": str(root / name), "data_dir": spec.data_dir,
                                 "limit": spec.limit, "max_model_len": spec.max_model_len,
                                 "include_paths": [str(Path(p).resolve()) for p in spec.include_paths]})
@@ -98,7 +101,8 @@ def plan_entry(entry: dict[str, Any]) -> Any:
     return plan_run(entry["task"], entry["backend"], entry["model"], backend_options=entry["options"],
                     out=entry["out"], data_dir=entry["data_dir"], limit=entry["limit"],
                     max_model_len=entry["max_model_len"], include_paths=entry["include_paths"],
-                    generation=entry["generation"] or None, samples=entry["samples"])
+                    generation=entry["generation"] or None, samples=entry["samples"],
+                    protocol=entry.get("protocol"), protocol_options=entry.get("protocol_options"))
 
 
 def planned(entry: dict[str, Any], spec_path: str | Path) -> Any:
