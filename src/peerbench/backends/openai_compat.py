@@ -11,13 +11,14 @@ acts on it. The SDK's own retries are off so that every attempt is counted there
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
+from peerbench.backends import Backend, BackendOptions, EnvName, RunContext, ServerURL, base_url_from_env, secret_from_env
 from peerbench.backends.logprobs import SERVER_MODE, TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -28,13 +29,49 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300
 
 
+# extra_body keys the harness sets itself, and where the user sets them instead: sent from extra_body
+# they would replace the paper's prompt or the task's settings while config.json records the task's.
+HARNESS_KEYS = {
+    "messages": "the task's prompt (the paper)", "prompt": "the task's prompt (the paper)", "model": "--model",
+    "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens",
+    "max_completion_tokens": "--max-tokens", "n": "--samples", "seed": "the task's generation.seed",
+    "logprobs": "-o logprobs", "top_logprobs": "-o top_logprobs", "stream": "peerbench (it reads whole replies)",
+    "stream_options": "peerbench (it reads whole replies)",
+    "stop": "peerbench (a review runs to its end: a stop sequence could cut its decision)",
+}
+
+
+def refuse_harness_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """extra_body with no key the harness sets and no NaN or infinite number (a server would refuse the
+    request, and every retry after it, while the error blamed the server)."""
+    for key in body:
+        if key in HARNESS_KEYS:
+            raise ValueError(f"extra_body key {key!r} is set by {HARNESS_KEYS[key]}; remove it from extra_body")
+    where = non_finite(body)
+    if where is not None:
+        raise ValueError(f"extra_body{where} is not a finite number; JSON has no NaN or infinity")
+    return body
+
+
+def non_finite(value: Any, where: str = "") -> str | None:
+    """The path (``.a[0]``) of the first NaN or infinite number in a JSON-like value, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "(value)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = non_finite(inner, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
 class OpenAIOptions(BackendOptions):
-    base_url: ServerURL = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
+    base_url: ServerURL = Field(default_factory=lambda: base_url_from_env("OPENAI_BASE_URL", DEFAULT_BASE_URL),
                           json_schema_extra={"flag": "--base-url"})
-    api_key_env: str = Field("OPENAI_API_KEY", pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take")
-    max_retries: int = Field(6, ge=0)
-    retry_backoff: float = Field(1.0, ge=0, description="first backoff in seconds; doubles per try")
+    api_key_env: EnvName = Field("OPENAI_API_KEY", json_schema_extra={"flag": "--api-key-env"})
+    timeout: float = Field(600.0, gt=0, le=86400, description="seconds one whole request may take, reply included")
+    max_retries: int = Field(6, ge=0, le=100)
+    retry_backoff: float = Field(1.0, ge=0, le=600, description="first backoff in seconds; doubles per try")
     logprobs: bool = True
     top_logprobs: int = Field(5, ge=1, le=20)
     tokenizer: str = Field("auto", pattern="^(auto|server|transformers|chars)$")
@@ -43,9 +80,18 @@ class OpenAIOptions(BackendOptions):
                              description="auto: aiohttp when installed (faster under concurrency), else httpx")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for the server")
 
+    @field_validator("extra_body")
+    @classmethod
+    def _no_harness_keys(cls, body: dict[str, Any]) -> dict[str, Any]:
+        return refuse_harness_keys(body)
+
 
 class _Malformed(Exception):
     """A 2xx reply that is not a usable chat completion."""
+
+
+class WholeRequestTimeout(Exception):
+    """The request, reply included, took longer than the ``timeout`` option."""
 
 
 def _short(text: object, secret: str | None = None) -> str:
@@ -206,9 +252,15 @@ class OpenAIBackend(Backend):
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
 
     async def _complete(self, request: ChatRequest) -> Completion:
+        """``timeout`` bounds the whole request, reply included: the SDK's own timeout is per read, so a
+        server dripping its reply a byte at a time would hold the paper indefinitely."""
         logprobs = self.options.logprobs and request.logprobs
-        response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
-                                           cast_to=self._completion_type)
+        try:
+            response = await asyncio.wait_for(
+                self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                  cast_to=self._completion_type), self.options.timeout)
+        except asyncio.TimeoutError:
+            raise WholeRequestTimeout() from None
         return self._to_completion(response)
 
     def classify_error(self, exc: Exception) -> Failure:
@@ -229,6 +281,8 @@ class OpenAIBackend(Backend):
                            exc.status_code in RETRY_STATUS, retry_after_seconds(exc.response.headers))
         if isinstance(exc, openai.APIConnectionError):  # timeouts included
             return Failure(connection_problem(exc, opts.timeout, self.api_key)[1], True)
+        if isinstance(exc, WholeRequestTimeout):
+            return Failure(f"no complete reply within {opts.timeout:g} s (-o timeout bounds the whole request)", True)
         if isinstance(exc, (_Malformed, ValueError)):
             return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
         raise exc
@@ -249,6 +303,8 @@ class OpenAIBackend(Backend):
             refusal = getattr(message, "refusal", None)
             what = "null" if message.content is None else "empty"
             raise _Malformed(f"the reply's message content is {what}" + (f" (refusal: {refusal})" if refusal else ""))
+        if not isinstance(message.content, str):  # the SDK builds replies unvalidated: an integer gets here
+            raise _Malformed(f"the reply's message content is a JSON {type(message.content).__name__}, not text")
         text = message.content
         p_accept = None
         extra: dict[str, Any] = {}

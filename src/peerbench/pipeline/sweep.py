@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from peerbench.errors import ConfigError, first_problem, scrub
+from peerbench.yaml_files import load_yaml
 
 DONE_FILE = "done.json"
 SUMMARY_METRICS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "auroc")
@@ -56,7 +57,7 @@ class SweepSpec(BaseModel):
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the sweep file ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
