@@ -112,3 +112,147 @@ def test_infinite_recommendations_in_a_jsonl_file_are_refused(tmp_path):
     line = one_line_error(cli(["run", "--backend", "baseline", "--model", "always-accept", "--include-path",
                                str(folder), "--task", "mine", "-q", "--out", "run"], tmp_path))
     assert "recommendations" in line and not (tmp_path / "run" / "samples.jsonl").exists()
+
+
+# --- 8: files and replies that used to raise past the one-line error --------------------------------------
+
+@pytest.mark.parametrize("which", ["reviews", "parsed"])
+def test_a_peerread_file_nested_200000_deep_is_one_line_naming_it(tmp_path, which):
+    reviews, parsed = json.dumps(REVIEWS).encode(), json.dumps(PARSED).encode()
+    data = peerread_folder(tmp_path / "data", DEEP if which == "reviews" else reviews,
+                           DEEP if which == "parsed" else parsed)
+    bad = data / "iclr_2017" / "train" / ("reviews/7.json" if which == "reviews" else "parsed_pdfs/7.pdf.json")
+    code, stdout, _ = invoke(["validate-data", str(data)], tmp_path)
+    assert code == 2 and f"{bad}: not valid JSON" in stdout and "nested too deeply" in stdout
+    ran, _, stderr = baseline_run(tmp_path, tmp_path / "run", "--task", "peerread-iclr2017", "--split", "train",
+                                  "--data-dir", str(data))
+    assert ran == 2 and str(bad) in stderr and "nested too deeply" in stderr
+
+
+def test_a_jsonl_line_nested_200000_deep_is_one_line_naming_it(tmp_path):
+    folder = jsonl_task(tmp_path / "tasks", json.dumps(PAPER).encode() + b"\n" + DEEP + b"\n")
+    code, stdout, _ = invoke(["validate-data", str(folder / "papers.jsonl")], tmp_path)
+    assert code == 2 and f"{folder / 'papers.jsonl'}:2: not valid JSON (nested too deeply)" in stdout
+    line = one_line_error(cli(["run", "--backend", "baseline", "--model", "always-accept", "--include-path",
+                               str(folder), "--task", "mine", "-q"], tmp_path))
+    assert "papers.jsonl:2" in line and "nested too deeply" in line
+
+
+def test_a_samples_file_nested_too_deep_is_one_line_naming_it(tmp_path):
+    folder = jsonl_task(tmp_path / "tasks", json.dumps(PAPER).encode() + b"\n")
+    args = ["run", "--backend", "baseline", "--model", "always-accept", "--include-path", str(folder), "--task",
+            "mine", "-q", "--resamples", "0", "--out", str(tmp_path / "run")]
+    assert cli(args, tmp_path).exit_code == 0
+    samples = tmp_path / "run" / "samples.jsonl"
+    samples.write_bytes(DEEP + b"\n" + samples.read_bytes())
+    line = one_line_error(cli(["report", str(tmp_path / "run")], tmp_path))
+    assert f"{samples}:1: not valid JSON" in line
+
+
+def test_a_lone_surrogate_in_a_parsed_pdf_or_a_title_is_named(tmp_path):
+    parsed = json.dumps(PARSED).replace("1 Introduction", "1 Intro\\udc00duction").encode()
+    data = peerread_folder(tmp_path / "data", json.dumps(REVIEWS).encode(), parsed)
+    code, stdout, _ = invoke(["validate-data", str(data)], tmp_path)
+    assert code == 2 and "field 'metadata.sections[0].heading' holds a lone surrogate" in stdout
+    ran, _, stderr = baseline_run(tmp_path, tmp_path / "run", "--task", "peerread-iclr2017", "--split", "train",
+                                  "--data-dir", str(data))
+    assert ran == 2 and "7.pdf.json: field 'metadata.sections[0].heading' holds a lone surrogate" in stderr
+    folder = jsonl_task(tmp_path / "tasks", json.dumps({**PAPER, "title": "T\udc00"}).encode() + b"\n")
+    code, stdout, _ = invoke(["validate-data", str(folder / "papers.jsonl")], tmp_path)
+    assert code == 2 and "papers.jsonl:1: field 'title' holds a lone surrogate" in stdout
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_negative_seed_is_refused_before_any_work(tmp_path, command):
+    folder = jsonl_task(tmp_path / "tasks", json.dumps(PAPER).encode() + b"\n")
+    args = ["run", "--backend", "baseline", "--model", "always-accept", "--include-path", str(folder), "--task",
+            "mine", "-q", "--resamples", "0", "--out", str(tmp_path / "run")]
+    if command == "report":
+        assert cli(args, tmp_path).exit_code == 0
+        args = ["report", str(tmp_path / "run")]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = cli([*args, "--seed", "-5"], tmp_path)
+    assert result.exit_code == 2 and "--seed" in result.stderr and "-5 is not in the range" in result.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+class Scripted(QuietHandler):
+    """Answers every request with the server's (status, body, content type), whatever was asked."""
+
+    def do_GET(self):
+        self.send_body(*self.server.reply)
+
+    do_POST = do_GET
+
+
+def scripted_server(status, body, content_type="application/json"):
+    server = LocalServer(Scripted)
+    server.httpd.reply = (status, body, content_type)
+    return server
+
+
+def chat_reply(content, **choice):
+    return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", **choice}]}
+    ).encode()
+
+
+def test_a_reply_whose_content_is_not_text_is_a_failed_paper_named_as_such(peerread_root, tmp_path):
+    with scripted_server(200, chat_reply(12345)) as server:
+        server.base_url, server.model = server.root_url + "/v1", "m"
+        result = cli(openai_run(server, "--data-dir", str(peerread_root), "--limit", "2", "-o", "check_server=false"),
+                     tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [json.loads(line)["error"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert errors == ["malformed reply: the reply's message content is a JSON int, not text (gave up after 1 try)"] * 2
+
+
+@pytest.mark.parametrize("body", [b"garbage, not JSON", b"<html><body>502 Bad Gateway</body></html>",
+                                  b'{"candidates": "\xff\xfe"}'])
+def test_a_gemini_reply_that_is_garbage_is_a_failed_request(peerread_root, tmp_path, body):
+    with scripted_server(200, body, "text/html" if body.startswith(b"<") else "application/json") as server:
+        args = ["run", "--backend", "gemini", "--model", "gemini-test", "--base-url", server.root_url, "--data-dir",
+                str(peerread_root), "--limit", "2", "-q", "--resamples", "0", "--out", "run",
+                "-o", "retry_backoff=0.01", "-o", "max_retries=0"]
+        result = cli(args, tmp_path, GEMINI_API_KEY="test-key-0123456789")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [json.loads(line)["error"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(errors) == 2 and all(e.startswith("malformed reply: ") for e in errors), errors
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"[1, 2, 3]", b'"a string"', b"<html>hi</html>"])
+def test_serve_check_against_a_garbage_body_is_one_line(tmp_path, body):
+    with scripted_server(200, body) as server:
+        line = one_line_error(cli(["serve-check", "--base-url", server.root_url + "/v1"], tmp_path))
+    assert server.root_url in line and "malformed reply" in line, line
+
+
+# --- 7: --api-key-env takes a name; $OPENAI_BASE_URL is a URL like --base-url ---------------------------
+
+@pytest.mark.parametrize("value", ["skATTACK1234567890", "sk-proj-AbCdEf0123456789", "AIzaSyA1b2C3d4",
+                                   "key_00012345678", "has space"])
+def test_an_api_key_env_that_looks_like_a_key_is_refused_without_echoing_it(peerread_root, tmp_path, value):
+    with OpenAIChatServer() as server:
+        result = cli(openai_run(server, "--data-dir", str(peerread_root), "--api-key-env", value), tmp_path)
+        check = cli(["serve-check", "--base-url", server.base_url, "--api-key-env", value], tmp_path)
+        assert server.bodies == []
+    for refused in (result, check):
+        line = one_line_error(refused)
+        assert "--api-key-env" in line and value not in refused.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "MY_KEY", "my_key_2", "GEMINI_API_KEY", "_X"])
+def test_usual_variable_names_are_taken(name):
+    from peerbench.backends import create_backend
+
+    assert create_backend("openai", "m", {"api_key_env": name}).options.api_key_env == name
+
+
+@pytest.mark.parametrize("url", ["http://user:pw@127.0.0.1:9/v1", "http://127.0.0.1:9/v1?api_key=abcdef123"])
+def test_openai_base_url_with_credentials_is_refused_like_the_flag(peerread_root, tmp_path, url):
+    result = cli(["run", "--backend", "openai", "--model", "m", "--data-dir", str(peerread_root), "-q"], tmp_path,
+                 OPENAI_BASE_URL=url)
+    line = one_line_error(result)
+    assert line.startswith("Error: $OPENAI_BASE_URL: the URL holds credentials") and "pw" not in line
+    assert "abcdef123" not in result.output

@@ -122,6 +122,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 DISCONNECTED = ("RemoteProtocolError", "ServerDisconnectedError")
+# What the SDK raises on a 200 whose body is no JSON object (garbage, HTML, a bare list or string):
+# it parses lazily and builds its types without validating them.
+MALFORMED = (ValueError, TypeError, AttributeError)
 
 
 def connection_problem(exc: BaseException, timeout_s: float, secret: str | None = None) -> tuple[str, str]:
@@ -352,8 +355,8 @@ def server_error(exc: Exception, base_url: str, api_key_env: str, what: str, tim
     if isinstance(exc, openai.APIStatusError):
         return BackendError(f"{base_url}: {what} answered HTTP {exc.status_code}: "
                             f"{_short(_status_message(exc), secret)}")
-    if isinstance(exc, ValueError):
-        return BackendError(f"{base_url}: {what}: malformed reply ({_short(exc, secret)})")
+    if isinstance(exc, MALFORMED):
+        return BackendError(f"{base_url}: {what}: malformed reply ({type(exc).__name__}: {_short(exc, secret)})")
     return None
 
 
@@ -363,6 +366,7 @@ async def served_models(client: Any, base_url: str, api_key_env: str) -> list[st
 
     try:
         page = await client.with_options(timeout=30.0).models.list()
+        return sorted(str(m.id) for m in getattr(page, "data", []) or [])
     except openai.NotFoundError:
         return None
     except Exception as exc:  # explained in one line, or not ours to explain
@@ -370,7 +374,6 @@ async def served_models(client: Any, base_url: str, api_key_env: str) -> list[st
         if error is None:
             raise
         raise error from None
-    return sorted(str(m.id) for m in getattr(page, "data", []) or [])
 
 
 async def check_models(client: Any, base_url: str, model: str, api_key_env: str) -> list[str] | None:
