@@ -256,3 +256,73 @@ def test_openai_base_url_with_credentials_is_refused_like_the_flag(peerread_root
     line = one_line_error(result)
     assert line.startswith("Error: $OPENAI_BASE_URL: the URL holds credentials") and "pw" not in line
     assert "abcdef123" not in result.output
+
+
+# --- 10: a full disk names the file; timeout bounds the whole request; a reply no max_tokens allows -------
+
+def jsonl_baseline(tmp_path, *extra):
+    folder = jsonl_task(tmp_path / "tasks", json.dumps(PAPER).encode() + b"\n")
+    return ["run", "--backend", "baseline", "--model", "always-accept", "--include-path", str(folder), "--task",
+            "mine", "-q", "--resamples", "0", "--out", str(tmp_path / "run"), *extra]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("full", ["samples.jsonl", "metrics.json.tmp", "page.html"])
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, full):
+    run = tmp_path / "run"
+    run.mkdir()
+    if full == "page.html":
+        assert cli(jsonl_baseline(tmp_path), tmp_path).exit_code == 0
+    (tmp_path / full if full == "page.html" else run / full).symlink_to("/dev/full")
+    args = ["report", str(run), "--html", str(tmp_path / "page.html")] if full == "page.html" else \
+        jsonl_baseline(tmp_path)
+    line = one_line_error(cli(args, tmp_path))
+    shown = tmp_path / "page.html" if full == "page.html" else run / full.removesuffix(".tmp")
+    assert line.startswith(f"Error: {shown}: no space left on the device"), line
+
+
+class Drip(QuietHandler):
+    """A chat completion whose body arrives a few bytes every 0.1 s: each read is quick, the whole is slow."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = chat_reply("## Review\nFine.\n\nI recommend this paper for ACCEPTANCE.")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for start in range(0, len(body), 4):
+            if self.server.release.wait(0.1):
+                return
+            self.wfile.write(body[start:start + 4])
+            self.wfile.flush()
+
+
+def test_timeout_bounds_the_whole_request_not_each_read(peerread_root, tmp_path):
+    import time
+
+    server = LocalServer(Drip)
+    server.httpd.release = server.release
+    with server:
+        server.base_url, server.model = server.root_url + "/v1", "m"
+        started = time.monotonic()
+        result = cli(openai_run(server, "--data-dir", str(peerread_root), "--limit", "1", "-o", "timeout=1",
+                                "-o", "check_server=false", "-o", "tokenizer=chars"), tmp_path)
+        took = time.monotonic() - started
+    assert result.exit_code == 2 and took < 4, (took, result.output)  # the reply would take about 5 s
+    [sample] = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert sample["error"] == "no complete reply within 1 s (-o timeout bounds the whole request) (gave up after 1 try)"
+
+
+def test_a_reply_longer_than_max_tokens_allows_is_a_failure_and_is_not_stored(peerread_root, tmp_path):
+    review = "ZEBRA: I recommend this paper for ACCEPTANCE. " * 15  # 690 characters: over 64 a token for 10 tokens
+    with scripted_server(200, chat_reply(review)) as server:
+        server.base_url, server.model = server.root_url + "/v1", "m"
+        result = cli(openai_run(server, "--data-dir", str(peerread_root), "--limit", "2", "--max-tokens", "10",
+                                "-o", "check_server=false", "-o", "tokenizer=chars"), tmp_path)
+    assert result.exit_code == 2, result.output
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [(s["error"], s["completion"]) for s in samples] == [
+        ("oversized reply: 690 characters, more than max_tokens 10 can make (64 characters a token: at most 640); "
+         "the text was not stored", None)] * 2
+    assert b"ZEBRA" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())

@@ -82,8 +82,14 @@ class RunDir:
         with naming(path):
             if self._handle is None:
                 self._handle = path.open("a", encoding="utf-8")
-            self._handle.write(json.dumps(mask_secrets(sample), ensure_ascii=False) + "\n")
-            self._handle.flush()
+            try:
+                self._handle.write(json.dumps(mask_secrets(sample), ensure_ascii=False) + "\n")
+                self._handle.flush()
+            except OSError:  # drop the handle: closing it would fail again, hiding which file it was
+                handle, self._handle = self._handle, None
+                with contextlib.suppress(OSError):
+                    handle.close()
+                raise
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         tmp = self.path / (METRICS_FILE + ".tmp")
