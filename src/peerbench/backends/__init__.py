@@ -18,8 +18,8 @@ from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
 
-__all__ = ["Backend", "BackendOptions", "EnvName", "Failure", "RetryPolicy", "RunContext", "create_backend", "option_flag",
-           "redact"]
+__all__ = ["Backend", "BackendOptions", "EnvName", "Failure", "RetryPolicy", "RunContext", "create_backend",
+           "option_flag", "redact"]
 
 # A key names a secret when its last word is one of these (api_key, access_token, x-api-key,
 # client_secret), never when a secret-sounding word is only part of it: max_completion_tokens and
@@ -71,6 +71,16 @@ def no_credentials(url: str | None) -> str | None:
 
 
 ServerURL = Annotated[str, AfterValidator(no_credentials)]
+
+
+async def within(awaitable: Any, seconds: float) -> Any:
+    """``await awaitable``, raising asyncio.TimeoutError after ``seconds`` in all: an HTTP client's own
+    timeout is per read, so a reply dripped slowly would hold a paper indefinitely. asyncio.timeout
+    where there is one (3.11+): wait_for there can swallow the run's own cancellation and retry."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 def secret_from_env(name: str) -> str | None:

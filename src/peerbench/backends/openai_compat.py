@@ -11,14 +11,15 @@ acts on it. The SDK's own retries are off so that every attempt is counted there
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from peerbench.backends import Backend, BackendOptions, EnvName, RunContext, ServerURL, base_url_from_env, secret_from_env
+from peerbench.backends import (Backend, BackendOptions, EnvName, RunContext, ServerURL, base_url_from_env,
+                               secret_from_env, within)
+from peerbench.backends.extra_body import refuse_harness_keys
 from peerbench.backends.logprobs import SERVER_MODE, TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -27,42 +28,6 @@ from peerbench.records import ChatRequest, Completion
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_ERROR_CHARS = 300
-
-
-# extra_body keys the harness sets itself, and where the user sets them instead: sent from extra_body
-# they would replace the paper's prompt or the task's settings while config.json records the task's.
-HARNESS_KEYS = {
-    "messages": "the task's prompt (the paper)", "prompt": "the task's prompt (the paper)", "model": "--model",
-    "temperature": "--temperature", "top_p": "--top-p", "max_tokens": "--max-tokens",
-    "max_completion_tokens": "--max-tokens", "n": "--samples", "seed": "the task's generation.seed",
-    "logprobs": "-o logprobs", "top_logprobs": "-o top_logprobs", "stream": "peerbench (it reads whole replies)",
-    "stream_options": "peerbench (it reads whole replies)",
-    "stop": "peerbench (a review runs to its end: a stop sequence could cut its decision)",
-}
-
-
-def refuse_harness_keys(body: dict[str, Any]) -> dict[str, Any]:
-    """extra_body with no key the harness sets and no NaN or infinite number (a server would refuse the
-    request, and every retry after it, while the error blamed the server)."""
-    for key in body:
-        if key in HARNESS_KEYS:
-            raise ValueError(f"extra_body key {key!r} is set by {HARNESS_KEYS[key]}; remove it from extra_body")
-    where = non_finite(body)
-    if where is not None:
-        raise ValueError(f"extra_body{where} is not a finite number; JSON has no NaN or infinity")
-    return body
-
-
-def non_finite(value: Any, where: str = "") -> str | None:
-    """The path (``.a[0]``) of the first NaN or infinite number in a JSON-like value, else None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where or "(value)"
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, inner in items:
-        found = non_finite(inner, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
-        if found is not None:
-            return found
-    return None
 
 
 class OpenAIOptions(BackendOptions):
@@ -259,9 +224,8 @@ class OpenAIBackend(Backend):
         server dripping its reply a byte at a time would hold the paper indefinitely."""
         logprobs = self.options.logprobs and request.logprobs
         try:
-            response = await asyncio.wait_for(
-                self._client.post("/chat/completions", body=self._payload(request, logprobs),
-                                  cast_to=self._completion_type), self.options.timeout)
+            response = await within(self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                                      cast_to=self._completion_type), self.options.timeout)
         except asyncio.TimeoutError:
             raise WholeRequestTimeout() from None
         return self._to_completion(response)
@@ -285,7 +249,7 @@ class OpenAIBackend(Backend):
         if isinstance(exc, openai.APIConnectionError):  # timeouts included
             return Failure(connection_problem(exc, opts.timeout, self.api_key)[1], True)
         if isinstance(exc, WholeRequestTimeout):
-            return Failure(f"no complete reply within {opts.timeout:g} s (-o timeout bounds the whole request)", True)
+            return Failure(f"no reply within {opts.timeout:g} s", True)  # the whole reply: a dripped one too
         if isinstance(exc, (_Malformed, ValueError)):
             return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
         raise exc

@@ -59,7 +59,8 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     try:
         with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
             def on_result(item, completion, latency, cached) -> None:
-                completion = as_failure_if_oversized(as_failure_if_empty(completion), item.request.generation.max_tokens)
+                completion = as_failure_if_empty(completion)
+                completion = as_failure_if_oversized(completion, item.request.generation.max_tokens)
                 advance(1)
                 collector.add(item, completion, latency, cached)  # stored first: a failing cache loses nothing
                 recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
