@@ -326,3 +326,77 @@ def test_a_reply_longer_than_max_tokens_allows_is_a_failure_and_is_not_stored(pe
         ("oversized reply: 690 characters, more than max_tokens 10 can make (64 characters a token: at most 640); "
          "the text was not stored", None)] * 2
     assert b"ZEBRA" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+# --- properties, over generated values -----------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from peerbench.backends.extra_body import HARNESS_KEYS  # noqa: E402
+
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)
+plain = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+# keys from letters no secret-sounding name is made of: a secret-named option's value would be registered
+# as a known secret for the rest of this process, and masked in other tests' output
+names = st.text("wxyz_", max_size=6)
+json_like = st.recursive(plain, lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(names, inner, max_size=3), max_leaves=8)
+
+
+@PROPERTY
+@given(extra=st.dictionaries(names, json_like, max_size=3),
+       key=st.sampled_from(sorted(HARNESS_KEYS)), value=json_like)
+def test_any_extra_body_holding_a_harness_key_is_refused_naming_it(extra, key, value):
+    from peerbench.backends import create_backend
+    from peerbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"extra_body key {key!r} is set by "):
+        create_backend("openai", "m", {"extra_body": {**extra, key: value}})
+    assert create_backend("openai", "m", {"extra_body": extra}).options.extra_body == extra
+
+
+@PROPERTY
+@given(body=json_like, bad=st.sampled_from([float("nan"), float("inf"), float("-inf")]), data=st.data())
+def test_a_non_finite_number_anywhere_in_extra_body_is_refused_naming_its_path(body, bad, data):
+    from peerbench.backends import create_backend
+    from peerbench.errors import ConfigError
+
+    holder = {"k": body}
+    parent, step = holder, "k"
+    while isinstance(parent[step], (dict, list)) and parent[step] and data.draw(st.booleans()):
+        parent = parent[step]
+        step = data.draw(st.sampled_from(sorted(parent) if isinstance(parent, dict) else range(len(parent))))
+    parent[step] = bad
+    with pytest.raises(ConfigError, match="is not a finite number"):
+        create_backend("openai", "m", {"extra_body": holder})
+
+
+@PROPERTY
+@given(record=json_like, data=st.data())
+def test_a_registered_secret_is_masked_in_any_field_of_any_record(record, data):
+    from peerbench.errors import mask_secrets, register_secret
+
+    secret = "canary-" + data.draw(st.text("abcdef0123456789", min_size=8, max_size=12))
+    register_secret(secret)
+    planted = {"completion": f"x{secret}y", "finish_reason": secret, "nested": [record, {secret: [secret]}]}
+    assert secret not in json.dumps(mask_secrets(planted))
+    assert mask_secrets(planted)["finish_reason"] == "***"
+
+
+@PROPERTY
+@given(name=st.from_regex(r"[A-Z][A-Z_]{0,20}[0-9]{0,5}", fullmatch=True))
+def test_variable_names_in_the_usual_shape_are_taken(name):
+    from peerbench.backends import env_name
+
+    assert env_name(name) == name
+
+
+@PROPERTY
+@given(key=st.from_regex(r"(sk|AIza|hf_)[A-Za-z]{2,6}[0-9]{6,20}", fullmatch=True))
+def test_key_shaped_values_are_refused_without_being_echoed(key):
+    from peerbench.backends import env_name
+
+    with pytest.raises(ValueError) as refused:
+        env_name(key)
+    assert key not in str(refused.value)
