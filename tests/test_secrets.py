@@ -153,3 +153,23 @@ def test_a_key_echoed_into_the_review_and_the_finish_reason_is_masked_everywhere
     assert any(path.suffix == ".sqlite" for path in files)
     assert_nowhere(OPENAI_KEY, [run, report, again], files)
     assert_nowhere(extra_secret, [run, report, again], files)
+
+
+def test_a_report_masks_the_key_in_a_run_stored_before_masking(peerread_root, tmp_path, isolated_home):
+    """A run directory written by an older peerbench holds the key in a review: `report --html`, in a
+    process that never sent a request, still reads the key's variable from config.json and masks it."""
+    env = cli_env(isolated_home, MY_KEY=OPENAI_KEY)
+    with OpenAIChatServer(api_key=OPENAI_KEY) as server:
+        run = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--api-key-env", "MY_KEY",
+                       "--model", server.model, "--data-dir", str(peerread_root), "--limit", "4", "--resamples", "10",
+                       "--out", str(tmp_path / "run")], env)
+        assert run.returncode == 0, run.stderr
+    samples = tmp_path / "run" / "samples.jsonl"
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    for line in lines:
+        line["completion"] = f"old key {OPENAI_KEY}\n" + line["completion"]
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = run_cli(["report", str(tmp_path / "run"), "--html", str(tmp_path / "page.html")], env)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "page.html").read_text()
+    assert "old key ***" in page and OPENAI_KEY not in page
