@@ -105,6 +105,20 @@ def test_a_task_file_giving_a_key_twice_is_refused_naming_the_line(tmp_path):
     assert f"{folder / 'mine.yaml'}:{len(text.splitlines())}" in line and "duplicate key 'label_rule'" in line
 
 
+@pytest.mark.parametrize(("text", "named"), [
+    ("name: s\ntasks: [peerread95]\nseeds: [-1]\nmodels: [{backend: baseline, model: always-accept}]\n",
+     "field 'seeds.0'"),
+    ("name: s\ntasks: [peerread95]\nname: t\nmodels: [{backend: baseline, model: always-accept}]\n",
+     "found duplicate key 'name'"),
+])
+def test_a_sweep_file_with_a_negative_seed_or_a_key_given_twice_is_refused(tmp_path, text, named):
+    (tmp_path / "sweep.yaml").write_text(text)
+    line = one_line_error(cli(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "-q"],
+                              tmp_path))
+    assert str(tmp_path / "sweep.yaml") in line and named in line, line
+    assert not (tmp_path / "out").exists()
+
+
 def test_infinite_recommendations_in_a_jsonl_file_are_refused(tmp_path):
     folder = jsonl_task(tmp_path / "tasks", json.dumps({**PAPER, "recommendations": [4, 1e999]}).encode() + b"\n")
     code, stdout, _ = invoke(["validate-data", str(folder / "papers.jsonl")], tmp_path)
@@ -333,7 +347,8 @@ def test_a_reply_longer_than_max_tokens_allows_is_a_failure_and_is_not_stored(pe
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from peerbench.backends.extra_body import HARNESS_KEYS  # noqa: E402
+HARNESS_KEYS = ("messages", "prompt", "model", "temperature", "top_p", "max_tokens", "n", "seed", "logprobs",
+                "top_logprobs", "stream", "stream_options", "stop")  # every key the harness sets, by hand
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)
 plain = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
@@ -346,7 +361,7 @@ json_like = st.recursive(plain, lambda inner: st.lists(inner, max_size=3)
 
 @PROPERTY
 @given(extra=st.dictionaries(names, json_like, max_size=3),
-       key=st.sampled_from(sorted(HARNESS_KEYS)), value=json_like)
+       key=st.sampled_from(HARNESS_KEYS), value=json_like)
 def test_any_extra_body_holding_a_harness_key_is_refused_naming_it(extra, key, value):
     from peerbench.backends import create_backend
     from peerbench.errors import ConfigError

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -47,7 +47,7 @@ class SweepSpec(BaseModel):
     name: str = "sweep"
     models: list[SweepModel] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
-    seeds: list[int | None] = Field(default_factory=lambda: [None])
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)] | None] = Field(default_factory=lambda: [None])
     data_dir: str | None = None
     limit: int | None = Field(None, ge=1)
     max_model_len: int | None = None
