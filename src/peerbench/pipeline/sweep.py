@@ -21,7 +21,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError, first_problem, scrub
+from peerbench.errors import ConfigError, first_problem, mask_secrets, scrub
+from peerbench.pipeline.store import write_file
 from peerbench.yaml_files import load_yaml
 
 DONE_FILE = "done.json"
@@ -125,7 +126,7 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
     result = execute(plan_entry(entry), progress=progress, resamples=200)
     summary = summarize(entry, result.metrics)
     if summary["complete"]:  # an incomplete run is not done: the next sweep resumes it
-        (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
+        write_file(Path(entry["out"]) / DONE_FILE, json.dumps(mask_secrets(summary), indent=2))
     return summary
 
 
@@ -230,5 +231,5 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     summary = {"name": spec.name, "executor": executor, "sweep_dir": str(root),
                "wall_s": round(time.perf_counter() - started, 3),
                "runs": [results[e["name"]] for e in entries]}
-    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    write_file(root / "sweep.json", json.dumps(mask_secrets(summary), indent=2))
     return summary
