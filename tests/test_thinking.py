@@ -98,7 +98,7 @@ def test_split_thinking(text, reasoning, answer):
 
 def test_logprob_tokens_are_cut_to_the_answer_where_they_spell_the_reasoning_too():
     from peerbench.backends.logprobs import TokenLogprob
-    from peerbench.backends.openai_compat import answer_tokens
+    from peerbench.thinking import answer_tokens
 
     tokens = [TokenLogprob(t, 0.0, []) for t in ["<think>", "I recommend ACC", "</think>", "\n\nI recommend", " REJ"]]
     assert [t.token for t in answer_tokens(tokens, "\n\nI recommend REJ")] == ["\n\nI recommend", " REJ"]

@@ -121,7 +121,8 @@ class PaperCalls:
                                   meta={"paper_id": self.item.paper.id, "venue": self.item.paper.venue, "call": label},
                                   paper=self.item.paper, n=n)
             completion, latency = await harness.send(request)
-            choices = [settle_reply(c) for c in choices_of(completion, n)] if not completion.error else [completion]
+            choices = [settle_reply(c, generation.max_tokens) for c in choices_of(completion, n)] \
+                if not completion.error else [completion]
             cached = False
         self.trace.append({**entry, **usage_of(completion), "latency_s": round(latency, 6), "cached": cached,
                            "replies": [reply_of(c) for c in choices]})

@@ -23,13 +23,19 @@ from peerbench.pipeline.store import RunDir, SampleRecorder, open_cache
 from peerbench.records import Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
 from peerbench.task import Task
-from peerbench.thinking import as_failure_if_empty, settle_reply
+from peerbench.thinking import (  # noqa: F401  (the replies' checks, kept importable from here)
+    MAX_CHARS_PER_TOKEN,
+    as_failure_if_empty,
+    as_failure_if_oversized,
+    settle_reply,
+)
 
 EARLY_STOP_FAILURES = 8  # a run whose first this-many requests all fail stops, keeping them
 # Imported while the requests wait on the server (pipeline.dispatch.WarmUp), not after the last reply.
 AFTER_THE_REPLIES = ("numpy", "numpy.random", "peerbench.reporting.tables")
 
-__all__ = ["RunPlan", "RunResult", "as_failure_if_empty", "check_gold", "execute", "load_papers", "plan_run", "run"]
+__all__ = ["MAX_CHARS_PER_TOKEN", "RunPlan", "RunResult", "as_failure_if_empty", "as_failure_if_oversized",
+           "check_gold", "execute", "load_papers", "plan_run", "run"]
 
 
 async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concurrency: int | None,
@@ -64,7 +70,7 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
             return recorder.samples
         with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
             def on_result(item, completion, latency, cached) -> None:
-                completion = settle_reply(completion)
+                completion = settle_reply(completion, item.request.generation.max_tokens)
                 advance(1)
                 collector.add(item, completion, latency, cached)  # stored first: a failing cache loses nothing
                 recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
@@ -107,6 +113,8 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
     A stored answer to a paper whose content has changed since is refused, or with ``redo_changed``
     requested again: a run directory never mixes answers to two versions of its data.
     """
+    if not 0 <= seed < 2**63:  # numpy refuses it, but only after every request: refused before the first
+        raise ConfigError(f"--seed: must be from 0 to 2**63-1, got {seed}")
     task_papers = load_papers(plan, progress=progress)
     papers = task_papers[: plan.limit] if plan.limit is not None else task_papers
     check_gold(plan.task, papers)
