@@ -122,11 +122,14 @@ def protocols() -> None:
     from peerbench.registry import registries
 
     for entry in registries().protocols.entries():
-        protocol = entry.value()
-        click.echo(f"{entry.name}  ({entry.plugin})\n  {entry.description}\n  calls per paper: "
-                   f"{protocol.calls_per_paper() or '?'}")
-        for name, info in protocol.Options.model_fields.items():
-            spelled = option_spelling(protocol.Options, name)
+        options_cls = entry.value.Options
+        try:  # a plugin's protocol with required options cannot say its count before it has them
+            calls = entry.value().calls_per_paper() or "?"
+        except Exception:  # noqa: BLE001  (listing must not fail on one plugin)
+            calls = "?"
+        click.echo(f"{entry.name}  ({entry.plugin})\n  {entry.description}\n  calls per paper: {calls}")
+        for name, info in options_cls.model_fields.items():
+            spelled = option_spelling(options_cls, name)
             also = f" (or -o {name}=VALUE)" if spelled.startswith("--") else "=VALUE"
             click.echo(f"  {spelled}{also}  default {_default(info)}" + (f": {info.description}" if info.description
                                                                          else ""))
