@@ -249,11 +249,20 @@ def per_venue_groups(rows: list[dict[str, Any]], inputs: ScoreInputs, metrics: S
 
 
 def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
-              resamples: int, seed: int) -> dict[str, Any]:
-    """metrics.json for a run: every label rule its config names, plus the run's summary."""
+              resamples: int, seed: int, papers: dict[str, Any] | None = None,
+              review_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json for a run: every label rule its config names, the review measures (``review``:
+    ``papers`` by key where the caller has them, else read back from the dataset), and the summary."""
+    from peerbench.reporting.review_scoring import score_reviews, split_measures
+
     policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
+    metric_objects, review_measures = split_measures(metric_objects)
     metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
                             unparsed_policy=policy, resamples=resamples, seed=seed, n_papers=config.get("n_papers"))
+    review = score_reviews([s for s in samples if is_answered(s)], config, review_measures, papers=papers,
+                           options=review_options, resamples=resamples, seed=seed)
+    if review is not None:
+        metrics["review"] = review
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
     metrics["choices"] = config.get("choices")
@@ -307,13 +316,14 @@ def bootstrap_settings(run_dir: str | Path, resamples: int | None, seed: int | N
             seed if seed is not None else int(stored.get("seed", 0)))
 
 
-def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | None = None) -> dict[str, Any]:
+def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | None = None,
+            review_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a run directory's samples afresh (works on an interrupted run too)."""
     from peerbench.pipeline.store import read_run
 
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
-    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
 
 
 def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -326,8 +336,10 @@ def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict
 
 
 def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
-                 seed: int) -> dict[str, Any]:
-    """metrics.json for samples already read from a run directory, with the metrics its config names."""
+                 seed: int, review_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json for samples already read from a run directory, with the metrics its config names
+    (a run whose config names no review measure, one made before they existed, gets every registered one)."""
+    from peerbench.metrics.review import ReviewMeasure
     from peerbench.registry import registries
 
     samples = selected(config, samples)  # the selection of the last run into this directory, as it scored it
@@ -335,4 +347,6 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
+    if not any(isinstance(m, ReviewMeasure) for m in metric_objects):
+        metric_objects += [e.value for e in regs.metrics.entries() if isinstance(e.value, ReviewMeasure)]
+    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed, review_options=review_options)
