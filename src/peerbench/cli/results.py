@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from peerbench.metrics.similarity import DEFAULT_ENCODER
+
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
     cli,
@@ -27,11 +29,14 @@ from peerbench.cli.common import (
 @click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
 @click.option("--rank-by", default="balanced_accuracy", show_default=True,
               help="A sweep's leaderboard: the metric that picks each task's best model.")
+@click.option("--encoder", is_flag=False, flag_value=DEFAULT_ENCODER, default=None, metavar="[MODEL]",
+              help=f"Also measure embedding similarity to the human reviews with this sentence-transformers "
+                   f"model (a hub name or a local folder; alone: {DEFAULT_ENCODER}).")
 @resamples_option(the_runs_own=True)
 @runs_seed_option
 @json_option("the metrics")
 @friendly_errors
-def report(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as_json) -> None:
+def report(run_dir, html_path, png_dir, label_rule, rank_by, encoder, resamples, seed, as_json) -> None:
     """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs.
     A sweep folder gets a leaderboard page (--html) of all its runs."""
     from peerbench.reporting.leaderboard import is_sweep_dir
@@ -45,9 +50,9 @@ def report(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as
         from peerbench.reporting.html import build_report
 
         metrics = build_report(run_dir, html=html_path, png_dir=png_dir, label_rule=label_rule,
-                               resamples=resamples, seed=seed)
+                               resamples=resamples, seed=seed, review_options={"encoder": encoder})
     else:
-        metrics = rescore(run_dir, resamples=resamples, seed=seed)
+        metrics = rescore(run_dir, resamples=resamples, seed=seed, review_options={"encoder": encoder})
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:

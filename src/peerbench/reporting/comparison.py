@@ -105,7 +105,9 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     if not ids:
         raise ConfigError(f"the runs share no paper with a known gold label under {rule}")
     regs = registries()
-    metrics = [regs.metrics.get(name).value for name in regs.metrics.names()]
+    from peerbench.reporting.review_scoring import compare_reviews, split_measures
+
+    metrics = split_measures([regs.metrics.get(name).value for name in regs.metrics.names()])[0]
     policy = (runs[0][1].get("task_definition") or {}).get("unparsed", "wrong")
     if policy == "exclude":
         policy = "wrong"  # pairing needs the same papers in every run
@@ -142,4 +144,8 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
+    review = compare_reviews([(config, [samples[i] for i in ids]) for _, config, samples in runs],
+                             resamples=resamples, seed=seed, confidence=confidence)
+    if review is not None:  # each measure, B minus A on the papers where both have a value
+        result["review"] = review
     return result

@@ -40,15 +40,26 @@ def load_papers(config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str |
     from peerbench.errors import PeerbenchError
     from peerbench.registry import registries
 
+    import json
+    import os
+
     dataset_info = dict(config.get("dataset") or {})
     name = dataset_info.pop("name", None)
+    key = json.dumps([name, dataset_info, os.environ.get("PEERBENCH_DATA"),
+                      os.environ.get("PEERBENCH_HOME")], sort_keys=True, default=str)
+    if key in _LOADED:
+        return _LOADED[key]
     try:
         dataset = registries().datasets.get(name).value(None)
         args = dataset.parse_args(dataset_info, f"task {config.get('task')}")
         papers = dataset.load(args, progress=False)
     except (PeerbenchError, OSError, ValueError) as exc:
         return None, f"the papers could not be read back from dataset {name!r}: {str(exc).splitlines()[0][:200]}"
-    return {paper.key: paper for paper in papers}, None
+    _LOADED[key] = ({paper.key: paper for paper in papers}, None)
+    return _LOADED[key]
+
+
+_LOADED: dict[str, tuple[dict[str, Any] | None, str | None]] = {}  # one read per dataset selection per process
 
 
 def review_inputs(samples: Sequence[dict[str, Any]], config: Mapping[str, Any],
@@ -72,6 +83,23 @@ def review_inputs(samples: Sequence[dict[str, Any]], config: Mapping[str, Any],
     return inputs, {"n_paper_changed": changed}
 
 
+def review_values(answered: Sequence[dict[str, Any]], config: Mapping[str, Any], measures: Sequence[ReviewMeasure],
+                  *, papers: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None):
+    """(inputs in id order, the model's values by family, the human ceiling's by family (None where a
+    family has none), counts and the note on the papers) for the answered samples."""
+    note = None
+    if papers is None:
+        papers, note = load_papers(config)
+    rows = sorted(answered, key=lambda s: str(s["id"]))
+    inputs, counts = review_inputs(rows, config, papers)
+    model: dict[str, list] = {}
+    human: dict[str, list | None] = {}
+    for measure in measures:
+        result = measure.measure(inputs, dict(options or {}))
+        model[measure.name], human[measure.name] = result if measure.paired else (result, None)
+    return inputs, model, human, {**counts, "papers_note": note}
+
+
 def _group(rows: list[int], model: dict[str, list], human: dict[str, list], inputs: list[ReviewInput],
            kwargs: dict[str, Any]) -> dict[str, Any]:
     measures: dict[str, Any] = {}
@@ -90,23 +118,56 @@ def score_reviews(answered: Sequence[dict[str, Any]], config: Mapping[str, Any],
     ``papers`` (by key) are the run's own where it has them; else they are read back from the dataset."""
     if not measures or not answered:
         return None
-    note = None
-    if papers is None:
-        papers, note = load_papers(config)
-    rows = sorted(answered, key=lambda s: str(s["id"]))
-    inputs, counts = review_inputs(rows, config, papers)
     options = dict(options or {})
-    model: dict[str, list] = {}
-    human: dict[str, list] = {}
-    for measure in measures:
-        result = measure.measure(inputs, options)
-        model[measure.name], human[measure.name] = result if measure.paired else (result, None)
+    inputs, model, human, counts = review_values(answered, config, measures, papers=papers, options=options)
     kwargs = {"resamples": resamples, "seed": seed, "confidence": confidence}
     venues = sorted({item.venue for item in inputs})
     entry = {"measures_run": [m.name for m in measures], "encoder": options.get("encoder"),
-             **counts, "papers_note": note,
+             **counts,
              "overall": _group(list(range(len(inputs))), model, human, inputs, kwargs),
              "per_venue": {} if len(venues) < 2 else {
                  venue: _group([i for i, item in enumerate(inputs) if item.venue == venue], model, human, inputs,
                                kwargs) for venue in venues}}
     return entry
+
+
+def compare_reviews(runs: Sequence[tuple[Mapping[str, Any], Sequence[dict[str, Any]]]], *, resamples: int, seed: int,
+                    confidence: float, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """compare's review part: each run's means on the common papers, and for each later run its paired
+    differences from the first (the same resampled papers, the papers where both have a value)."""
+    import numpy as np
+
+    from peerbench.registry import registries
+
+    measures = [e.value for e in registries().metrics.entries() if isinstance(e.value, ReviewMeasure)]
+    if not measures:
+        return None
+    kwargs = {"resamples": resamples, "seed": seed, "confidence": confidence}
+    per_run = []
+    for config, rows in runs:
+        inputs, model, human, _ = review_values(rows, config, measures, options=options)
+        per_run.append({name: [v.get(name) for v in values] for family in model for values in [model[family]]
+                        for name in dict.fromkeys(n for v in values for n in v)})
+    out: dict[str, Any] = {"runs": [], "pairs": []}
+    for values in per_run:
+        out["runs"].append({name: aggregate([{name: v} for v in column], None, **kwargs).get(name)
+                            for name, column in values.items()})
+    alpha = (1 - confidence) / 2
+    for values in per_run[1:]:
+        differences = {}
+        for name, column in values.items():
+            base = per_run[0].get(name)
+            if base is None:
+                continue
+            pairs = np.array([(b, a) for a, b in zip(base, column) if a is not None and b is not None], dtype=float)
+            if not len(pairs):
+                continue
+            diff = pairs[:, 0] - pairs[:, 1]
+            index = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+            means = diff[index].mean(1) if resamples > 0 else np.array([diff.mean()])
+            differences[name] = {"difference": float(diff.mean()), "n": len(diff),
+                                 "ci": [float(q) for q in np.quantile(means, [alpha, 1 - alpha])],
+                                 # the share of resampled differences on the other side of zero, doubled
+                                 "p_value": float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean())))}
+        out["pairs"].append(differences)
+    return out

@@ -181,6 +181,9 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
     give other intervals from `run`, `report` and `compare`."""
     if unparsed_policy not in UNPARSED_POLICIES:
         raise ConfigError(f"unparsed policy {unparsed_policy!r}: valid choices: {', '.join(UNPARSED_POLICIES)}")
+    from peerbench.reporting.review_scoring import split_measures
+
+    metrics = split_measures(metrics)[0]  # review measures are scored by score_run, not per label rule
     answered = sorted((s for s in samples if is_answered(s)), key=lambda s: str(s.get("id")))
     result: dict[str, Any] = {
         "primary_label_rule": label_rules[0] if label_rules else None,
