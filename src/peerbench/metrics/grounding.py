@@ -125,7 +125,7 @@ def specifics(review: str) -> list[Specific]:
         if word not in NOT_ACRONYMS and sum(c.isupper() for c in word) >= 2:
             found.setdefault(("term", normalise(word)), Specific("term", word, normalise(word)))
     for m in _CAPITALISED_RE.finditer(text):
-        words = m.group(0).split()
+        words = re.split(r"[ -]", m.group(0))
         while words and words[0].casefold() in NOT_TERMS:
             words = words[1:]
         if len(words) >= 2 and not all(w.casefold() in NOT_TERMS for w in words):

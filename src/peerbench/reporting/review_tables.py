@@ -47,7 +47,7 @@ def review_table(metrics: dict[str, Any]) -> Table | None:
     table = Table(title=f"the review itself · {overall['n']} reviews · {confidence}% CI", title_justify="left",
                   caption=caption(review), caption_justify="left")
     for column in ("measure", "n", "model", "one human reviewer (leave one out)", "model - human"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
+        table.add_column(column, justify="left" if column == "measure" else "right", overflow="fold")
     for name in ordered_names(overall["measures"]):
         entry = overall["measures"][name]
         table.add_row(LABELS.get(name, name), str(entry["n"]), _cell(entry), _cell(entry.get("human")),
