@@ -91,12 +91,11 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     from sklearn.metrics import cohen_kappa_score
 
     from peerbench.registry import registries
-    from peerbench.reporting.scoring import score_inputs, score_samples
+    from peerbench.reporting.review_scoring import compare_part, split_measures
+    from peerbench.reporting.scoring import bootstrap_settings, score_inputs, score_samples
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run directories")
-    from peerbench.reporting.scoring import bootstrap_settings
-
     resamples, seed = bootstrap_settings(run_dirs[0], resamples, seed)
     runs = _load(run_dirs)
     rule = _check_same_task(runs, label_rule)
@@ -105,8 +104,6 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     if not ids:
         raise ConfigError(f"the runs share no paper with a known gold label under {rule}")
     regs = registries()
-    from peerbench.reporting.review_scoring import compare_reviews, split_measures
-
     metrics = split_measures([regs.metrics.get(name).value for name in regs.metrics.names()])[0]
     policy = (runs[0][1].get("task_definition") or {}).get("unparsed", "wrong")
     if policy == "exclude":
@@ -144,8 +141,5 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
-    review = compare_reviews([(config, [samples[i] for i in ids]) for _, config, samples in runs],
-                             resamples=resamples, seed=seed, confidence=confidence)
-    if review is not None:  # each measure, B minus A on the papers where both have a value
-        result["review"] = review
+    result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence))
     return result

@@ -171,3 +171,11 @@ def compare_reviews(runs: Sequence[tuple[Mapping[str, Any], Sequence[dict[str, A
                                  "p_value": float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean())))}
         out["pairs"].append(differences)
     return out
+
+
+def compare_part(runs: Sequence[tuple[str, Mapping[str, Any], Mapping[str, dict[str, Any]]]], ids: Sequence[str],
+                 **kwargs: Any) -> dict[str, Any]:
+    """``{"review": ...}`` for compare's result (each measure, B minus A on the papers where both have
+    a value), or nothing where no review measure is registered."""
+    review = compare_reviews([(config, [samples[i] for i in ids]) for _, config, samples in runs], **kwargs)
+    return {} if review is None else {"review": review}
