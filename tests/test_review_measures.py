@@ -235,6 +235,7 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
     run_dir, root = exact_run
     config = json.loads((run_dir / "config.json").read_text())
     config["metrics"] = [n for n in config["metrics"] if n not in ("structure", "grounding", "similarity")]
+    del config["data_dir"]  # not recorded before either: the papers are found through PEERBENCH_DATA
     (run_dir / "config.json").write_text(json.dumps(config))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     del metrics["review"]
@@ -250,7 +251,8 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
 
 
 def test_without_the_papers_grounding_and_similarity_are_left_out_and_the_reason_said(exact_run):
-    run_dir, _ = exact_run  # PEERBENCH_DATA unset, no download possible: the papers cannot be read back
+    run_dir, root = exact_run  # the run's --data-dir gone, PEERBENCH_DATA unset, no download possible
+    root.rename(root.with_name("moved"))
     result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"], env={
         "PEERBENCH_PEERREAD_URL": "http://127.0.0.1:9/"})
     review = json.loads(result.output)["review"]
