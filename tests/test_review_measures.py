@@ -357,3 +357,31 @@ def test_no_builtin_peerread_task_puts_human_review_text_into_a_prompt_or_the_gr
             rendered = render(paper, template, max_model_len=plan.task.max_model_len, max_tokens=1400)
             assert LEAK not in json.dumps(rendered.messages), (entry.name, paper.key)
             assert LEAK not in "".join(texts_of(paper, rendered.truncation))
+
+
+def test_a_third_party_review_measure_is_scored_through_register_metrics(exact_run):
+    import peerbench
+    from peerbench import plugins, registry
+
+    class Exclaims:
+        """A plugin as a third party writes it: only ``peerbench`` names."""
+
+        @peerbench.hookimpl
+        def register_metrics(self, register):
+            register(peerbench.ReviewMeasure(
+                "exclaims", "exclamation marks per review",
+                lambda inputs, options: [{"exclamations": float(item.review.count("!"))} for item in inputs]))
+
+    run_dir, _ = exact_run
+    plugins.load_plugins()
+    plugins.pm.register(Exclaims(), name="exclaims-plugin")
+    registry.reset()
+    try:
+        result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
+        assert result.exit_code == 0, result.output
+        measures = json.loads(result.output)["review"]["overall"]["measures"]
+        assert (measures["exclamations"]["value"], measures["exclamations"]["n"]) == (0.0, 4)
+        assert "structure_full" in measures
+    finally:
+        plugins.pm.unregister(name="exclaims-plugin")
+        registry.reset()
