@@ -296,7 +296,7 @@ def build_tiny_encoder(folder):
     """A sentence-transformers model made here: a random tiny BERT and a WordPiece tokenizer trained
     with ``tokenizers`` on the test's own texts (nothing downloaded)."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers import models as st_models
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -315,9 +315,8 @@ def build_tiny_encoder(folder):
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
-    word = st_models.Transformer(str(base), max_seq_length=128)
-    SentenceTransformer(modules=[word, st_models.Pooling(word.get_word_embedding_dimension())]).save(
-        str(folder / "encoder"))
+    word = Transformer(str(base), max_seq_length=128)
+    SentenceTransformer(modules=[word, Pooling(word.get_embedding_dimension())]).save(str(folder / "encoder"))
     return folder / "encoder"
 
 

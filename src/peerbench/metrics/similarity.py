@@ -38,18 +38,19 @@ def rouge_tokens(text: str) -> list[str]:
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence, bit-parallel (Allison-Dix / Hyyrö): one big-integer
-    step per token of ``a``, so about |a| steps of |b|-bit words instead of an |a| x |b| table."""
+    step per token of the shorter sequence, on words as wide as the longer one, instead of an
+    |a| x |b| table."""
+    if len(a) > len(b):
+        a, b = b, a
     masks: dict[str, int] = {}
     for position, token in enumerate(b):
         masks[token] = masks.get(token, 0) | (1 << position)
     row = 0
-    full = (1 << len(b)) - 1
     for token in a:
         match = masks.get(token, 0)
         x = match | row
-        row = x & ((x - (((row << 1) | 1))) ^ x)
-        row &= full
-    return bin(row).count("1")
+        row = x & ((x - ((row << 1) | 1)) ^ x)  # stays within x's bits: no mask needed
+    return row.bit_count()
 
 
 def rouge_l_f1(a: Sequence[str], b: Sequence[str]) -> float:
@@ -77,7 +78,18 @@ def _usable(item: ReviewInput) -> bool:
 
 
 def _paper_values(model, humans, similarity) -> tuple[float, float]:
-    pairs = slots(model, humans, similarity)
+    """The paper's (model, human) values: the slots' means, each pair's similarity computed once
+    (both measures are symmetric)."""
+    texts = [model, *humans]
+    known: dict[tuple[int, int], float] = {}
+
+    def once(i: int, j: int) -> float:
+        key = (min(i, j), max(i, j))
+        if key not in known:
+            known[key] = similarity(texts[key[0]], texts[key[1]])
+        return known[key]
+
+    pairs = slots(0, range(1, len(texts)), once)
     return sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs)
 
 
