@@ -384,3 +384,25 @@ def test_a_third_party_review_measure_is_scored_through_register_metrics(exact_r
     finally:
         plugins.pm.unregister(name="exclaims-plugin")
         registry.reset()
+
+
+def test_without_rouge_score_the_rest_is_measured_and_the_gap_said(exact_run, monkeypatch):
+    run_dir, _ = exact_run
+    monkeypatch.setattr(similarity, "_has_rouge", lambda: False)  # as where the review extra is not installed
+    result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    review = json.loads(result.output)["review"]
+    assert review["skipped"] == {"similarity": "rouge-score (for similarity_rouge_l) is not installed; "
+                                               "run: pip install 'peerbench[review]'"}
+    assert "similarity_rouge_l" not in review["overall"]["measures"] and "grounding_nowhere" in review["overall"][
+        "measures"]
+    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir)])
+    assert "similarity: not measured: rouge-score" in " ".join(shown.output.split())
+
+
+def test_an_encoder_that_cannot_load_is_one_line_naming_the_flag(exact_run, tmp_path):
+    run_dir, _ = exact_run
+    result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--encoder", str(tmp_path / "no-such-model")],
+                                env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("Error: --encoder ") and len(result.output.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from peerbench.errors import MissingDependency
 from peerbench.metrics.review import ReviewInput, ReviewMeasure, aggregate
 
 
@@ -96,10 +97,17 @@ def review_values(answered: Sequence[dict[str, Any]], config: Mapping[str, Any],
     inputs, counts = review_inputs(rows, config, papers)
     model: dict[str, list] = {}
     human: dict[str, list | None] = {}
+    skipped: dict[str, str] = {}
     for measure in measures:
-        result = measure.measure(inputs, dict(options or {}))
+        try:
+            result = measure.measure(inputs, dict(options or {}))
+        except MissingDependency as exc:
+            if (options or {}).get("encoder") and measure.name == "similarity":
+                raise  # asked for by name: the one-line error, not a quiet gap
+            skipped[measure.name] = str(exc)  # an extra not installed: said beside the table
+            continue
         model[measure.name], human[measure.name] = result if measure.paired else (result, None)
-    return inputs, model, human, {**counts, "papers_note": note}
+    return inputs, model, human, {**counts, "papers_note": note, "skipped": skipped}
 
 
 def _group(rows: list[int], model: dict[str, list], human: dict[str, list], inputs: list[ReviewInput],
