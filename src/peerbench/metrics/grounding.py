@@ -159,15 +159,18 @@ def grounding_of(item: ReviewInput) -> Values:
 
     found = specifics(review_content(item.review, item.format))
     given = normalise(item.given_text)
-    whole = None  # normalised only if a specific is not in the given text (and something was cut)
+    # The cut part is what follows the given text in the whole one (a specific spanning the cut
+    # counts as not found there); normalised only if a specific is not in the given text.
+    given_len = len(item.given_text) if item.whole_text.startswith(item.given_text) else 0
+    cut_raw, cut = item.whole_text[given_len:], None
     in_given = only_cut = nowhere = 0
     for specific in found:
         if found_in(specific, item.given_text, given):
             in_given += 1
             continue
-        if whole is None:
-            whole = given if item.whole_text == item.given_text else normalise(item.whole_text)
-        if whole is not given and found_in(specific, item.whole_text, whole):
+        if cut is None:
+            cut = normalise(cut_raw)
+        if cut and found_in(specific, cut_raw, cut):
             only_cut += 1
         else:
             nowhere += 1
