@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from peerbench.metrics.similarity import DEFAULT_ENCODER
+from peerbench.metrics import DEFAULT_ENCODER
 
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
