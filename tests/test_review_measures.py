@@ -245,9 +245,13 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
     result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     check_exact(json.loads(result.output)["review"])
-    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir)])
+    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--html", str(run_dir / "page.html")])
     assert "4 of 4 papers with two or more human reviews" in shown.output
     assert "contamination" in shown.output and "ungrounded" in shown.output
+    page = (run_dir / "page.html").read_text()
+    rouge = json.loads(result.output)["review"]["overall"]["measures"]["similarity_rouge_l"]
+    assert 'id="review-measures"' in page and "4 of 4 papers with two or more human reviews" in page
+    assert f'{rouge["value"]:.3f}' in page and f'{rouge["human"]["value"]:.3f}' in page
 
 
 def test_without_the_papers_grounding_and_similarity_are_left_out_and_the_reason_said(exact_run):

@@ -84,7 +84,7 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
 
 
 def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int | None = None,
-            seed: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+            seed: int | None = None, confidence: float = 0.95, review_options: dict | None = None) -> dict[str, Any]:
     """Compare runs of one task on the papers all of them have; the first run is the reference. The
     bootstrap is the first run's own unless told otherwise."""
     import numpy as np
@@ -141,5 +141,5 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
-    result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence))
+    result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence, options=review_options))
     return result
