@@ -44,6 +44,10 @@ def test_a_plugin_template_brings_its_own_sections_and_a_json_form_its_fields():
     values = structure_of(ReviewInput("x", "v", review, fmt))
     assert values["structure_sections"] == 3 / 4  # Questions is empty
     assert (values["structure_one_decision"], values["structure_bullets"], values["structure_full"]) == (1, 0, 0)
+    no_decision = format_of_template("", form.replace('- "Decision": Accept or Reject.\n', "") + "{body}")
+    review = '{"Summary": "s", "Strengths": ["a"], "Questions": ["q?"]}'
+    values = structure_of(ReviewInput("x", "v", review, no_decision))
+    assert (values["structure_one_decision"], values["structure_full"]) == (None, 1)
 
 
 # ---------------------------------------------------------------- grounding's matching rules
