@@ -233,6 +233,10 @@ def test_an_exact_run_scores_structure_grounding_and_similarity_by_hand(exact_ru
     assert cut["902"] > len(LONG_TAIL) and cut["901"] == cut["903"] == 0  # the premise: 88.4 was cut away
     assert all(LEAK not in json.dumps(s) for s in samples)  # no human review text stored with a sample
     check_exact(metrics["review"])
+    each = metrics["review"]["per_review"]
+    assert [each[f"acl_2017/dev/{k}"].get("grounding_only_cut") for k in HUMANS] == [0.0, 1.0, 0.0, None]
+    assert [each[f"acl_2017/dev/{k}"]["structure_sections"] for k in HUMANS] == [
+        round(5 / 7, 6), 1.0, 1.0, round(2 / 7, 6)]
 
 
 def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_request(exact_run, monkeypatch):
