@@ -37,6 +37,9 @@ DEFAULT_PLUGINS = (
     "peerbench.presets",
     "peerbench.metrics.decision",
     "peerbench.metrics.rating",
+    "peerbench.metrics.structure",
+    "peerbench.metrics.grounding",
+    "peerbench.metrics.similarity",
     "peerbench.task",
 )
 
