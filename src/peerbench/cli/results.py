@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from peerbench.metrics import DEFAULT_ENCODER
+
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
     cli,
@@ -19,6 +21,12 @@ from peerbench.cli.common import (
 )
 
 
+encoder_option = click.option(
+    "--encoder", is_flag=False, flag_value=DEFAULT_ENCODER, default=None, metavar="[MODEL]",
+    help=f"Also measure embedding similarity to the human reviews with this sentence-transformers model (a hub "
+         f"name or a local folder; alone: {DEFAULT_ENCODER}).")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--html", "html_path", type=click.Path(), default=None,
@@ -27,11 +35,12 @@ from peerbench.cli.common import (
 @click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
 @click.option("--rank-by", default="balanced_accuracy", show_default=True,
               help="A sweep's leaderboard: the metric that picks each task's best model.")
+@encoder_option
 @resamples_option(the_runs_own=True)
 @runs_seed_option
 @json_option("the metrics")
 @friendly_errors
-def report(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as_json) -> None:
+def report(run_dir, html_path, png_dir, label_rule, rank_by, encoder, resamples, seed, as_json) -> None:
     """Score a run directory's samples (finished or interrupted): tables, and an HTML page or PNGs.
     A sweep folder gets a leaderboard page (--html) of all its runs."""
     from peerbench.reporting.leaderboard import is_sweep_dir
@@ -45,9 +54,9 @@ def report(run_dir, html_path, png_dir, label_rule, rank_by, resamples, seed, as
         from peerbench.reporting.html import build_report
 
         metrics = build_report(run_dir, html=html_path, png_dir=png_dir, label_rule=label_rule,
-                               resamples=resamples, seed=seed)
+                               resamples=resamples, seed=seed, review_options={"encoder": encoder})
     else:
-        metrics = rescore(run_dir, resamples=resamples, seed=seed)
+        metrics = rescore(run_dir, resamples=resamples, seed=seed, review_options={"encoder": encoder})
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:
@@ -83,15 +92,17 @@ def _leaderboard(sweep_dir, html_path, png_dir, label_rule, rank_by, resamples, 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--label-rule", default=None, help="Gold label rule (default: the first run's).")
+@encoder_option
 @resamples_option(minimum=1, the_runs_own=True)
 @runs_seed_option
 @json_option("the comparison")
 @friendly_errors
-def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
+def compare(run_dirs, label_rule, encoder, resamples, seed, as_json) -> None:
     """Compare runs of one task: metrics side by side, paired bootstrap, McNemar, kappa, disagreements."""
     from peerbench.reporting.comparison import compare as compare_runs
 
-    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed)
+    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed,
+                          review_options={"encoder": encoder})
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
         return

@@ -102,7 +102,12 @@ def official_scores(data: dict[str, Any], venue: str, rel: str) -> list[float]:
     RECOMMENDATION count, once per reviewer. ACL/CoNLL reviews are all official; exact repeats are
     dropped.
     """
-    scores: list[float] = []
+    return [_score(review["RECOMMENDATION"], rel, index) for index, review in official_reviews(data, venue)]
+
+
+def official_reviews(data: dict[str, Any], venue: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index, review) of the official scored reviews, each reviewer once (see :func:`official_scores`)."""
+    found: list[tuple[int, dict[str, Any]]] = []
     seen: set[Any] = set()
     for index, review in enumerate(data.get("reviews") or []):
         if not isinstance(review, dict) or review.get("RECOMMENDATION") in (None, ""):
@@ -120,8 +125,15 @@ def official_scores(data: dict[str, Any], venue: str, rel: str) -> list[float]:
         if key in seen:
             continue
         seen.add(key)
-        scores.append(_score(review["RECOMMENDATION"], rel, index))
-    return scores
+        found.append((index, review))
+    return found
+
+
+def human_review_texts(data: dict[str, Any], venue: str) -> list[str]:
+    """The ``comments`` of the official reviews (non-empty ones): the human reviews the review
+    measures compare with. They go into ``Paper.meta`` for scoring only, never into a prompt."""
+    texts = [review.get("comments") for _, review in official_reviews(data, venue)]
+    return [text for text in texts if isinstance(text, str) and text.strip()]
 
 
 def _text(value: Any, where: str, *, none: bool = False) -> Any:
@@ -160,7 +172,8 @@ def paper_from_files(venue: str, split: str, paper_id: str, reviews: dict[str, A
         sections=sections,
         accepted=accepted,
         recommendations=official_scores(reviews, venue, rel),
-        meta={"reviews_path": rel, "parsed_pdf_path": parsed_rel},
+        meta={"reviews_path": rel, "parsed_pdf_path": parsed_rel,
+              "human_reviews": human_review_texts(reviews, venue)},
     )
 
 

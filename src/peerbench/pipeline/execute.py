@@ -159,7 +159,8 @@ def _score(plan: RunPlan, papers: Sequence[Paper], run_dir: RunDir, stored: dict
            resamples: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score the selection's stored samples and write metrics.json."""
     samples = [stored[p.key] for p in papers if p.key in stored]
-    metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed)
+    metrics = score_run(samples, plan.config, plan.metric_objects, resamples=resamples, seed=seed,
+                        papers={p.key: p for p in papers})
     run_dir.write_metrics(metrics)
     return samples, metrics
 

@@ -265,7 +265,8 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     weights = local_weights(backend_obj)
     identity = run_identity(task_obj, fingerprint, backend_obj, samples, probe, weights, multi_call)
     settings = {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit,
-                "weights": weights, **({"protocol": multi_call} if multi_call else {})}
+                "weights": weights, "data_dir": str(dataset.data_dir) if dataset.data_dir else None,
+                **({"protocol": multi_call} if multi_call else {})}
     config = _config(task_obj, fingerprint, backend_obj, dataset_args, identity, metric_names, settings)
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"

@@ -97,19 +97,18 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
 
 
 def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int | None = None,
-            seed: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+            seed: int | None = None, confidence: float = 0.95, review_options: dict | None = None) -> dict[str, Any]:
     """Compare runs of one task on the papers all of them have; the first run is the reference. The
     bootstrap is the first run's own unless told otherwise."""
     import numpy as np
     from sklearn.metrics import cohen_kappa_score
 
     from peerbench.registry import registries
-    from peerbench.reporting.scoring import score_inputs, score_samples
+    from peerbench.reporting.review_scoring import compare_part, split_measures
+    from peerbench.reporting.scoring import bootstrap_settings, score_inputs, score_samples
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run directories")
-    from peerbench.reporting.scoring import bootstrap_settings
-
     resamples, seed = bootstrap_settings(run_dirs[0], resamples, seed)
     runs = _load(run_dirs)
     rule = _check_same_task(runs, label_rule)
@@ -118,7 +117,7 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     if not ids:
         raise ConfigError(f"the runs share no paper with a known gold label under {rule}")
     regs = registries()
-    metrics = [regs.metrics.get(name).value for name in regs.metrics.names()]
+    metrics = split_measures([regs.metrics.get(name).value for name in regs.metrics.names()])[0]
     policy = (runs[0][1].get("task_definition") or {}).get("unparsed", "wrong")
     if policy == "exclude":
         policy = "wrong"  # pairing needs the same papers in every run
@@ -153,4 +152,5 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
+    result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence, options=review_options))
     return result

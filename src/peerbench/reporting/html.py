@@ -37,7 +37,7 @@ def figures_for(metrics: dict[str, Any], samples: list[dict[str, Any]], rule: st
 
 def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir: str | Path | None = None,
                  label_rule: str | None = None, resamples: int | None = None,
-                 seed: int | None = None) -> dict[str, Any]:
+                 seed: int | None = None, review_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the run afresh (with the run's own bootstrap unless told otherwise), then write the HTML
     page and/or the PNGs; returns the metrics."""
     from peerbench.errors import mask_secrets, register_env_secrets, scrub
@@ -52,7 +52,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
     samples = selected(config, samples)  # figures and paper rows over the papers the numbers are over
-    metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+    metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
     rule = label_rule or metrics["primary_label_rule"]
     if rule not in metrics["label_rules"]:
         raise ConfigError(f"--label-rule {rule}: this run was scored with {', '.join(metrics['label_rules'])}")
@@ -86,7 +86,18 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             baselines=entry.get("baselines", {}), cited=entry.get("cited", {}), per_venue=entry.get("per_venue", {}),
             venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
             figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
-            fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics))
+            fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics),
+            **review_rows(metrics))
         Path(html).parent.mkdir(parents=True, exist_ok=True)
         write_file(Path(html), scrub(page))
     return metrics
+
+
+def review_rows(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The review measures' rows and caption for the page (empty where the run has none)."""
+    from peerbench.reporting.review_tables import caption, ordered_names
+
+    review = metrics.get("review") or {}
+    measures = (review.get("overall") or {}).get("measures") or {}
+    return {"review_rows": [(name, measures[name]) for name in ordered_names(measures)],
+            "review_caption": caption(review) if measures else ""}

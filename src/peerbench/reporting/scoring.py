@@ -181,6 +181,9 @@ def score_samples(samples: Sequence[dict[str, Any]], *, label_rules: Sequence[st
     give other intervals from `run`, `report` and `compare`."""
     if unparsed_policy not in UNPARSED_POLICIES:
         raise ConfigError(f"unparsed policy {unparsed_policy!r}: valid choices: {', '.join(UNPARSED_POLICIES)}")
+    from peerbench.reporting.review_scoring import split_measures
+
+    metrics = split_measures(metrics)[0]  # review measures are scored by score_run, not per label rule
     answered = sorted((s for s in samples if is_answered(s)), key=lambda s: str(s.get("id")))
     result: dict[str, Any] = {
         "primary_label_rule": label_rules[0] if label_rules else None,
@@ -249,11 +252,20 @@ def per_venue_groups(rows: list[dict[str, Any]], inputs: ScoreInputs, metrics: S
 
 
 def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
-              resamples: int, seed: int) -> dict[str, Any]:
-    """metrics.json for a run: every label rule its config names, plus the run's summary."""
+              resamples: int, seed: int, papers: dict[str, Any] | None = None,
+              review_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json for a run: every label rule its config names, the review measures (``review``:
+    ``papers`` by key where the caller has them, else read back from the dataset), and the summary."""
+    from peerbench.reporting.review_scoring import score_reviews, split_measures
+
     policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
+    metric_objects, review_measures = split_measures(metric_objects)
     metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
                             unparsed_policy=policy, resamples=resamples, seed=seed, n_papers=config.get("n_papers"))
+    review = score_reviews([s for s in samples if is_answered(s)], config, review_measures, papers=papers,
+                           options=review_options, resamples=resamples, seed=seed)
+    if review is not None:
+        metrics["review"] = review
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
     metrics["choices"] = config.get("choices")
@@ -331,13 +343,14 @@ def bootstrap_settings(run_dir: str | Path, resamples: int | None, seed: int | N
             seed if seed is not None else int(stored.get("seed", 0)))
 
 
-def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | None = None) -> dict[str, Any]:
+def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | None = None,
+            review_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a run directory's samples afresh (works on an interrupted run too)."""
     from peerbench.pipeline.store import read_run
 
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
-    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
+    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
 
 
 def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -350,8 +363,11 @@ def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict
 
 
 def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
-                 seed: int) -> dict[str, Any]:
-    """metrics.json for samples already read from a run directory, with the metrics its config names."""
+                 seed: int, review_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json for samples already read from a run directory: the decision metrics its config
+    names, and every registered review measure (they need no request, so a run made before one
+    existed, or before its plugin was installed, is measured too)."""
+    from peerbench.metrics.review import ReviewMeasure
     from peerbench.registry import registries
 
     samples = selected(config, samples)  # the selection of the last run into this directory, as it scored it
@@ -359,4 +375,6 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed)
+    metric_objects = [m for m in metric_objects if not isinstance(m, ReviewMeasure)]
+    metric_objects += [e.value for e in regs.metrics.entries() if isinstance(e.value, ReviewMeasure)]
+    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed, review_options=review_options)

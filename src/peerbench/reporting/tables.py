@@ -180,6 +180,9 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
         venues = venue_table(entry)
         if venues is not None:
             parts.append(venues)
+    from peerbench.reporting.review_tables import review_table, review_venue_table
+
+    parts.extend(t for t in (review_table(metrics), review_venue_table(metrics)) if t is not None)
     parts.append(summary_text(metrics))
     return Group(*parts)
 
@@ -229,6 +232,9 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
         if len(pair["disagreements"]) > max_disagreements:
             lines.append(f"  ... and {len(pair['disagreements']) - max_disagreements} more (--json for all)")
         parts.append(Text("\n".join(lines)))
+    from peerbench.reporting.review_tables import review_comparison
+
+    parts.extend(review_comparison(result))
     return Group(*parts)
 
 
