@@ -254,7 +254,8 @@ def test_operational_options_change_neither(option):
 
 def test_every_openai_option_is_classified_as_sent_or_operational():
     """A new option must be put in one class or the other here: nothing reaches the wire unhashed."""
-    sent = {"base_url", "logprobs", "top_logprobs", "tokenizer", "extra_body"}
+    sent = {"base_url", "logprobs", "top_logprobs", "tokenizer", "extra_body", "reasoning_effort",
+            "max_completion_tokens"}
     assert set(OpenAIOptions.model_fields) == sent | set(NOT_IN_THE_REQUEST)
 
 
