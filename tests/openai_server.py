@@ -33,7 +33,8 @@ class OpenAIChatServer(LocalServer):
                  tokenize: bool = True, max_model_len: int = 12288, script: Script | None = None,
                  p_accept: Callable[[str], float] = default_decision, logprobs: bool = True,
                  sample_by_seed: bool = False, gullible: tuple[str, ...] = (),
-                 logprob_reply: Callable[[str], tuple[str, list[dict]]] | None = None):
+                 logprob_reply: Callable[[str], tuple[str, list[dict]]] | None = None,
+                 reply: Callable[[dict], str] | None = None):
         self.model = model
         self.latency = latency
         self.api_key = api_key
@@ -46,6 +47,7 @@ class OpenAIChatServer(LocalServer):
         self.gullible = gullible  # phrases that, found in the prompt, make this reviewer accept
         # title -> (content, logprobs "content" list as on the wire): a review and its token logprobs as given
         self.logprob_reply = logprob_reply
+        self.reply = reply  # request body -> the review text (an echoing model, say); no logprobs
         self.hits: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # title -> chat requests seen
         self.arrivals: dict[str, list[float]] = {}  # title -> monotonic arrival times
@@ -153,6 +155,10 @@ class OpenAIChatServer(LocalServer):
         self.base_url = self.root_url + "/v1"
 
     def completion(self, title: str, body: dict) -> dict:
+        if self.reply is not None:
+            choice = {"index": 0, "message": {"role": "assistant", "content": self.reply(body)}, "finish_reason": "stop"}
+            return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": self.model,
+                    "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
         if self.logprob_reply is not None:
             text, content = self.logprob_reply(title)
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",

@@ -152,12 +152,13 @@ class Sample:
     recommendations: list[float] | None = None  # every human reviewer's rating (the human ceiling's input)
     rating_scale: list[int] | None = None    # [low, high] where the prompt asked for a rating, else None
     rating: float | None = None              # the review's parsed overall rating (None: no rating line)
+    echo: dict[str, Any] | None = None       # stretches copied from the prompt (peerbench.echo), never parsed
 
     def to_json(self) -> dict[str, Any]:
-        """The stored line: ``extra``, ``messages`` and ``recommendations`` only when they hold
-        something, ``rating`` only where the prompt asked for one."""
+        """The stored line: ``extra``, ``messages``, ``recommendations`` and ``echo`` only when they
+        hold something, ``rating`` only where the prompt asked for one."""
         data = asdict(self)
-        for optional in ("extra", "messages", "recommendations"):
+        for optional in ("extra", "messages", "recommendations", "echo"):
             if not data[optional]:
                 del data[optional]
         if data["rating_scale"] is None:

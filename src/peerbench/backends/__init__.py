@@ -59,6 +59,30 @@ def is_secret_key(name: str) -> bool:
     return not name.lower().endswith("_env") and bool(SECRET_KEY_RE.search(name))
 
 
+def fingerprint_secrets(value: Any) -> Any:
+    """The value with every secret-keyed entry's value replaced by its SHA-256, at any depth.
+
+    What the run identity and the response-cache key hash: two runs that differ only in a
+    secret-named ``extra_body`` value (``x_api_key``, ``prompt_cache_key``) send different requests,
+    so they must not share a run directory or cached answers; the digest tells them apart without
+    putting the value itself anywhere (what is stored or printed goes through :func:`redact`)."""
+    import hashlib
+    import json
+
+    if isinstance(value, dict):
+        return {k: (_digest_of(v, hashlib, json) if is_secret_key(str(k)) else fingerprint_secrets(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [fingerprint_secrets(v) for v in value]
+    return value
+
+
+def _digest_of(value: Any, hashlib: Any, json: Any) -> Any:
+    if value is None:
+        return None
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def redact(value: Any) -> Any:
     """The value with every secret-keyed entry's value masked, at any depth
     (``-o extra_body='{"api_key": ...}'`` too). The key stays, so config.json shows it was set."""
@@ -207,9 +231,13 @@ class Backend(ABC):
         return {"backend": self.name, "model": self.model, "options": redact(self.options.model_dump(mode="json"))}
 
     def identity(self) -> dict[str, Any]:
-        """What decides the completions: describe() less the operational options."""
+        """What decides the completions: describe() less the operational options, with the real
+        option values (secret-named ones as their digests, :func:`fingerprint_secrets`), never the
+        masked ones: masking before hashing would make two different requests one identity.
+        Only ever hashed, never stored."""
         described = self.describe()
-        described["options"] = {k: v for k, v in described["options"].items() if k not in self.operational_options}
+        options = fingerprint_secrets(self.options.model_dump(mode="json"))
+        described["options"] = {k: v for k, v in options.items() if k not in self.operational_options}
         return described
 
 

@@ -53,7 +53,8 @@ from peerbench.cli.common import (
 @click.option("--store-prompts", is_flag=True, help="Keep each paper's prompt messages in samples.jsonl.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--redo-changed", is_flag=True,
-              help="Request again the papers whose content changed since the run directory answered them.")
+              help="Request again the papers whose content changed since the run directory answered them, and "
+                   "score against the data's current labels those whose gold labels or ratings changed.")
 @click.option("--retry-failed", is_flag=True,
               help="Kept for old scripts: every rerun already requests again the papers whose request failed.")
 @resamples_option()

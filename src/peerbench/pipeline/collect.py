@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from peerbench.echo import find_echo, prompt_text, without_echo
 from peerbench.parsing import DEFAULT_PARSER, parse_decision
 from peerbench.pipeline.prepare import Item, build_sample
 from peerbench.records import Completion, Decision, Sample
 
 
-def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT_PARSER) -> Completion:
+def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT_PARSER,
+                        prompt: str = "") -> Completion:
     """k completions of one paper -> one: the first answered generation's review and decision, and
     P(accept) = the share of answered generations that say ACCEPTANCE.
 
     Failed generations are left out (and counted). An unparsed or ambiguous generation is an answer
     that did not accept: it stays in the denominator, so a model that often gives no decision does
-    not look surer than it is.
+    not look surer than it is. Each generation is read from its own words, what it echoed of
+    ``prompt`` (the messages it was sent) blanked first.
     """
     ok = [c for c in completions if not c.error]
     failed = len(completions) - len(ok)
@@ -29,7 +32,7 @@ def combine_generations(completions: Sequence[Completion], parser: str = DEFAULT
         first = completions[0]
         return Completion(error=f"all {len(completions)} generations failed; first: {first.error}",
                           extra={"samples": len(completions), "failed": failed})
-    decisions = [parse_decision(c.text, parser) for c in ok]
+    decisions = [parse_decision(without_echo(c.text, find_echo(c.text, prompt)), parser) for c in ok]
     share = sum(d is Decision.ACCEPT for d in decisions) / len(decisions)
     # a strict majority of the answered generations, an undecided one voting for neither side
     accepts, rejects = decisions.count(Decision.ACCEPT), decisions.count(Decision.REJECT)
@@ -65,7 +68,8 @@ class Collector:
             if len(got) < self.k:
                 return
             got.sort(key=lambda entry: entry[0])
-            completion = combine_generations([entry[1] for entry in got], self.parser)
+            completion = combine_generations([entry[1] for entry in got], self.parser,
+                                             prompt_text(item.request.messages))
             latency = sum(entry[2] for entry in got) / self.k
             cached = all(entry[3] for entry in got)
             del self._partial[item.paper.key]

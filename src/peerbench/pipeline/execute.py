@@ -107,6 +107,15 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
                               f"content than the data holds now (first: {changed[0]}); use another --out, or "
                               "--redo-changed to request them again")
         todo = [p for p in papers if p.key not in stored or not is_answered(stored[p.key]) or p.key in changed]
+        relabelled = relabelled_papers(plan.task, [p for p in papers if p.key not in changed], stored)
+        if relabelled and not redo_changed:
+            raise ConfigError(f"{plan.run_dir}: {len(relabelled)} of the {len(papers)} papers have other gold labels "
+                              f"or human ratings in the data now than when they were answered ("
+                              f"{_first_few(relabelled)}); use another --out, or --redo-changed to score them "
+                              "against the data as it is now (their reviews are kept: no request)")
+        for key in relabelled:
+            stored[key] = relabel(stored[key], next(p for p in papers if p.key == key), plan.task)
+            run_dir.append(stored[key])
         try:
             if todo:
                 # Stopping at the first failures guards against a broken server, so never once the run has answers.
@@ -139,6 +148,45 @@ def changed_papers(papers: Sequence[Paper], stored: dict[str, dict[str, Any]], h
     return [paper.key for paper in papers
             if paper.key in stored and is_answered(stored[paper.key])
             and stored[paper.key].get("paper_hash") != hashes[paper.key]]
+
+
+# What scoring takes from the data rather than from the review: a stored sample keeps its copy, so
+# a change in the data (an edited reviews file) is caught on the next run instead of scored stale.
+LABEL_FIELDS = ("gold", "accepted", "mean_recommendation", "recommendations")
+
+
+def labels_of(paper: Paper, task: Task) -> dict[str, Any]:
+    """The paper's label inputs as a sample stores them (gold under every rule the task reports)."""
+    return {"gold": {name: get_label_rule(name).label(paper) for name in task.label_rules()},
+            "accepted": paper.accepted, "mean_recommendation": paper.mean_recommendation,
+            "recommendations": list(paper.recommendations) or None}
+
+
+def stored_labels(sample: dict[str, Any]) -> dict[str, Any]:
+    return {name: sample.get(name) or None if name == "recommendations" else sample.get(name)
+            for name in LABEL_FIELDS}
+
+
+def relabelled_papers(task: Task, papers: Sequence[Paper], stored: dict[str, dict[str, Any]]) -> list[str]:
+    """Keys of answered papers whose gold labels or human ratings in the data differ from the stored
+    sample's: scoring them as stored would print numbers a fresh run would not."""
+    return [paper.key for paper in papers
+            if paper.key in stored and is_answered(stored[paper.key])
+            and stored_labels(stored[paper.key]) != labels_of(paper, task)]
+
+
+def relabel(sample: dict[str, Any], paper: Paper, task: Task) -> dict[str, Any]:
+    """The stored sample with the data's current label inputs; its review and decision untouched."""
+    labels = labels_of(paper, task)
+    updated = {**sample, **labels}
+    if labels["recommendations"] is None:
+        updated.pop("recommendations", None)
+    return updated
+
+
+def _first_few(keys: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def load_papers(plan: RunPlan, *, progress: bool) -> list[Paper]:

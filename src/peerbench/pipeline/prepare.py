@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from peerbench.echo import Echo, find_echo, prompt_text, without_echo
 from peerbench.errors import scrub
 from peerbench.labels import LabelRule
-from peerbench.parsing import parse_decision
+from peerbench.parsing import decision_match, parse_decision
 from peerbench.pipeline.store import stable_hash
 from peerbench.prompts import BodyInsert, RenderedPrompt, TokenCounter, render
 from peerbench.ratings import parse_rating, scale_of
@@ -66,18 +67,42 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
 
 def build_sample(item: Item, completion: Completion, latency: float, cached: bool, parser: str,
                  store_prompt: bool = False) -> Sample:
-    """The stored record of one paper's answer; a failed request is FAILED, never parsed."""
+    """The stored record of one paper's answer; a failed request is FAILED, never parsed. What the
+    review echoed of its prompt is recorded and blanked first: the decision and the rating are
+    read from the model's own words only (peerbench.echo)."""
     paper = item.paper
-    decision = Decision.FAILED if completion.error else parse_decision(completion.text, parser)
+    echo = None if completion.error else find_echo(completion.text, prompt_text(item.request.messages))
+    own_text = without_echo(completion.text, echo)
+    decision = Decision.FAILED if completion.error else parse_decision(own_text, parser)
     scale = item.rating_scale
     return Sample(
         id=paper.key, paper_id=paper.id, venue=paper.venue, split=paper.split, title=paper.title,
         gold=item.golds, accepted=paper.accepted, mean_recommendation=paper.mean_recommendation,
         prompt_hash=item.prompt_hash, truncation=item.rendered.truncation,
-        completion=completion.text, decision=decision.value, p_accept=completion.p_accept,
+        completion=completion.text, decision=decision.value, p_accept=_own_p_accept(completion, echo, parser),
         error=scrub(completion.error) if completion.error else None, finish_reason=completion.finish_reason,
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         latency_s=round(latency, 6), cached=cached, extra=dict(completion.extra or {}),
         messages=item.request.messages if store_prompt else None, paper_hash=item.paper_hash,
         recommendations=list(paper.recommendations) or None, rating_scale=list(scale) if scale else None,
-        rating=parse_rating(completion.text, scale) if scale and not completion.error else None)
+        rating=parse_rating(own_text, scale) if scale and not completion.error else None,
+        echo=_echo_record(echo, completion.text, decision, parser))
+
+
+def _echo_record(echo: Echo | None, text: str, decision: Decision, parser: str) -> dict[str, Any] | None:
+    """The echo as stored, with the decision the whole text would have given: where it differs from
+    the sample's, a decision line stood in the copied words (the case the echo rule exists for)."""
+    if echo is None:
+        return None
+    return {**echo.to_json(), "whole_text_decision": parse_decision(text, parser).value}
+
+
+def _own_p_accept(completion: Completion, echo: Echo | None, parser: str) -> float | None:
+    """P(accept) from logprobs is read at the review's last decision line; where that line is in an
+    echoed stretch, it is the prompt's line, not the model's, and there is no P(accept). (A share of
+    k samples is already counted on each generation's own words: collect.combine_generations.)"""
+    if echo is None or completion.p_accept is None or "samples" in (completion.extra or {}):
+        return completion.p_accept
+    match = decision_match(completion.text, parser)
+    inside = match is not None and any(start <= match.start() < end for start, end in echo.spans)
+    return None if inside else completion.p_accept

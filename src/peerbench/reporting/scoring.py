@@ -272,6 +272,14 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
     return metrics
 
 
+def echo_counts(samples: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Reviews that copied 50+ words of their prompt (peerbench.echo), and how many of them the whole
+    text, copied words included, would have given another decision."""
+    echoed = [s for s in samples if s.get("echo")]
+    return {"reviews": len(echoed),
+            "read_otherwise": sum(1 for s in echoed if s["echo"].get("whole_text_decision") != s.get("decision"))}
+
+
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Truncation, latency and token totals, for the table under the metrics."""
     from peerbench.backends.logprobs import p_accept_source
@@ -301,6 +309,8 @@ def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                    "thinking": sum((s.get("extra") or {}).get("thinking_tokens") or 0 for s in samples)},
         "cost_usd": round(sum(costs), 6) if costs else None,
         "decisions": {d.value: sum(1 for s in samples if s.get("decision") == d.value) for d in Decision},
+        # reviews that copied 50+ words of their prompt back (peerbench.echo): read without those words
+        "echoes": echo_counts(samples),
         "p_accept_source": p_accept_source(samples),
     }
 

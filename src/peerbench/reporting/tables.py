@@ -108,6 +108,14 @@ def choices_text(metrics: dict[str, Any]) -> str:
             f"reviews counted as {choices['unparsed']}\nbody: {choices['body']}\ntruncation: {choices['truncation']}")
 
 
+def echo_line(metrics: dict[str, Any]) -> str:
+    """How many reviews copied their prompt back, and for how many the copied words would have
+    changed the decision had they been read as the model's own."""
+    echoes = metrics.get("echoes") or {}
+    return (f"echoes (50+ words copied from the prompt, never read for the decision): {echoes.get('reviews', 0)} "
+            f"reviews, {echoes.get('read_otherwise', 0)} of them decided otherwise if the copy were read")
+
+
 def summary_text(metrics: dict[str, Any]) -> Text:
     primary = metrics["label_rules"].get(metrics["primary_label_rule"]) or {}
     conf = (primary.get("overall") or {}).get("confusion", {})
@@ -120,6 +128,7 @@ def summary_text(metrics: dict[str, Any]) -> Text:
         f"AMBIGUOUS {decisions.get('AMBIGUOUS', 0)}, UNPARSED {decisions.get('UNPARSED', 0)}; "
         f"unparsed and ambiguous counted as: {metrics['unparsed_policy']}; failed requests (not scored): "
         f"{metrics.get('n_failed', 0)}",
+        echo_line(metrics),
         answered_line(metrics),
         choices_text(metrics),
         f"truncation ({trunc.get('method') or 'none'}): {trunc.get('papers_truncated', 0)} papers cut, "
