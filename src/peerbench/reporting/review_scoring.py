@@ -34,9 +34,9 @@ def texts_of(paper: Any, truncation: Mapping[str, Any] | None) -> tuple[str, str
     return head + (body[: len(body) - cut] if cut else body), head + body
 
 
-def load_papers(config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's papers by key, read from its dataset as the task selects it; (None, why) where they
-    cannot be read (no copy on this machine and no network, an uninstalled plugin...)."""
+def load_papers(config: Mapping[str, Any], data_dir: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's papers by key, read from its dataset as the task selects it (from ``data_dir`` where
+    given); (None, why) where they cannot be read (no copy here and no network, an uninstalled plugin...)."""
     from peerbench.errors import PeerbenchError
     from peerbench.registry import registries
 
@@ -45,12 +45,12 @@ def load_papers(config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str |
 
     dataset_info = dict(config.get("dataset") or {})
     name = dataset_info.pop("name", None)
-    key = json.dumps([name, dataset_info, os.environ.get("PEERBENCH_DATA"),
+    key = json.dumps([name, dataset_info, data_dir, os.environ.get("PEERBENCH_DATA"),
                       os.environ.get("PEERBENCH_HOME")], sort_keys=True, default=str)
     if key in _LOADED:
         return _LOADED[key]
     try:
-        dataset = registries().datasets.get(name).value(None)
+        dataset = registries().datasets.get(name).value(data_dir)
         args = dataset.parse_args(dataset_info, f"task {config.get('task')}")
         papers = dataset.load(args, progress=False)
     except (PeerbenchError, OSError, ValueError) as exc:

@@ -1,0 +1,258 @@
+"""The judge stage through the real CLI, against a loopback OpenAI-compatible judge whose answers
+are fixed per request: it takes every "- " line of a review as one point, matches points with the
+same words, and grades by rules below. Every figure is worked out here by hand."""
+
+import json
+import re
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from openai_server import OpenAIChatServer
+
+from peerbench.cli import build_cli
+
+LEAK = "LEAKMARKER"
+HUMANS = {  # paper -> (text, recommendation, confidence) of each human review
+    "901": [("- narrow evaluation\n- missing baselines\n- unclear notation", 3, 5), ("- missing baselines\n- small dataset", 4, 3)],
+    "902": [("- no ablation\n- weak novelty", 2, 2), ("- weak novelty\n- poor writing\n- no ablation", 4, 4)],
+    "903": [("- claims unsupported", 1, 1), ("- hard to follow\n- claims unsupported\n(unreadable)", 3, 3)],
+    "904": [("- tiny corpus", 3, 2), ("- tiny corpus\n- no code", 3, 4)],
+    "905": [("- no error bars", 5, 5), ("- overclaims", 2, 1)],
+}
+MODEL = {"901": "- missing baselines\n- small dataset\n- bad figures", "902": "- no ablation\n- strong results claimed",
+         "903": "- hard to follow", "904": "- no code", "905": "- no error bars\n- overclaims"}
+DECISION = "\nI recommend this paper for ACCEPTANCE."
+
+
+def points_of(review):
+    return [line[2:].strip() for line in review.splitlines() if line.startswith("- ")]
+
+
+def between(text, start="<<<\n", end="\n>>>"):
+    return [part.split(end)[0] for part in text.split(start)[1:]]
+
+
+def judge_reply(body, lax=False):
+    """The scripted judge. Extraction: the "- " lines. Matching: points with the same words (lax:
+    point i of A with point i of B, whatever they say). Aspects: specificity = the number of points
+    (1-5), actionability 3, correctness 4, coverage 2; the review marked (unreadable) gets prose; the
+    repeated request (seed 1) for the review that says "bad figures" grades specificity one higher."""
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if system.startswith("You extract"):
+        return json.dumps(points_of(between(user)[0]))
+    if system.startswith("You compare"):
+        a_text, b_text = user.split("List A:\n")[1].split("\n\nList B:\n")
+        b_text = b_text.split("\n\nFind the pairs")[0]
+        a = [re.sub(r"^\d+\. ", "", line) for line in a_text.splitlines()]
+        b = [re.sub(r"^\d+\. ", "", line) for line in b_text.splitlines()]
+        if lax:
+            return json.dumps([[i + 1, i + 1] for i in range(min(len(a), len(b)))])
+        return json.dumps([[i + 1, b.index(p) + 1] for i, p in enumerate(a) if p in b])
+    review = between(user)[1]
+    if "(unreadable)" in review:
+        return "This review is fine, I would give it a good grade."
+    bump = 1 if body.get("seed") == 1 and "bad figures" in review else 0
+    return json.dumps({"specificity": min(5, max(1, len(points_of(review)))) + bump, "actionability": 3,
+                       "correctness": 4, "coverage": 2})
+
+
+def write_papers(root, leak=""):
+    for paper_id, humans in HUMANS.items():
+        reviews = {"title": f"paper {paper_id}", "abstract": "we study networks on a corpus.", "id": paper_id,
+                   "conference": "acl_2017",
+                   "reviews": [{"comments": text + leak, "RECOMMENDATION": str(rec), "REVIEWER_CONFIDENCE": str(conf)}
+                               for text, rec, conf in humans]}
+        parsed = {"name": f"{paper_id}.pdf", "metadata": {"title": f"paper {paper_id}", "sections": [
+            {"heading": "1 Introduction", "text": f"we train a network for paper {paper_id}."}],
+            "abstractText": "we study networks on a corpus."}}
+        for rel, content in ((f"acl_2017/dev/reviews/{paper_id}.json", reviews),
+                             (f"acl_2017/dev/parsed_pdfs/{paper_id}.pdf.json", parsed)):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(json.dumps(content))
+
+
+def write_task(tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir(exist_ok=True)
+    (tasks / "tiny.yaml").write_text(yaml.safe_dump({
+        "task": "tiny-judged", "version": 1, "dataset": {"name": "peerread", "venues": ["acl_2017"], "splits": ["dev"]},
+        "label_rule": "recommendation>=4", "report_label_rules": [], "max_model_len": 2000,
+        "generation": {"max_tokens": 100}}))
+    return tasks
+
+
+def invoke(args, **kwargs):
+    result = CliRunner().invoke(build_cli(), args, **kwargs)
+    return result
+
+
+@pytest.fixture
+def replay_run(tmp_path):
+    root = tmp_path / "data"
+    write_papers(root)
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("\n".join(json.dumps({"id": f"acl_2017/dev/{k}", "completion": v + DECISION})
+                                for k, v in MODEL.items()))
+    result = invoke(["run", "--backend", "replay", "--model", str(replay), "--task", "tiny-judged", "--include-path",
+                     str(write_task(tmp_path)), "--data-dir", str(root), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output + result.stderr
+    return tmp_path / "run", root
+
+
+def judge_args(run_dir, root, server, *more):
+    return ["judge", str(run_dir), "--backend", "openai", "--base-url", server.base_url, "--model", server.model,
+            "-o", "max_retries=0", "-o", "tokenizer=chars", "--data-dir", str(root), "-q", "--resamples", "50", *more]
+
+
+ENV = {"OPENAI_API_KEY": "unused", "COLUMNS": "220"}
+
+
+def test_hit_rates_ceiling_shuffle_aspects_and_the_judges_own_checks_by_hand(replay_run):
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=judge_reply) as server:
+        result = invoke(judge_args(run_dir, root, server, "--limit", "3", "--agreement", "3", "--json"), env=ENV)
+        assert result.exit_code == 0, result.output + result.stderr
+        # 3 papers: 9 point lists + 9 rubric grades + 3 repeats; then per paper 2 model-vs-human, 1 human pair and
+        # 2 shuffled matches
+        assert len(server.bodies) == 9 + 9 + 3 + 3 * 5
+    metrics = json.loads(result.output)
+    points = metrics["points"]["measures"]
+    matched, raised = points["points_model_matched"], points["points_human_raised"]
+    # 901: 2 of 3 model points raised by a human; 902: 1 of 2; 903: 1 of 1
+    assert matched["value"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3) and matched["n"] == 3
+    # each human's points the model raised: 901 (1/3, 2/2), 902 (1/2, 1/3), 903 (0/1, 1/2)
+    assert raised["value"] == pytest.approx(((1 / 3 + 1) / 2 + (1 / 2 + 1 / 3) / 2 + (0 + 1 / 2) / 2) / 3)
+    # one human against the other: 901 (1/3, 1/2), 902 (2/2, 2/3), 903 (1/1, 1/2), the same both ways
+    ceiling = ((1 / 3 + 1 / 2) / 2 + (1 + 2 / 3) / 2 + (1 + 1 / 2) / 2) / 3
+    assert matched["human"]["value"] == pytest.approx(ceiling) and raised["human"]["value"] == pytest.approx(ceiling)
+    assert matched["difference"]["value"] == pytest.approx(13 / 18 - ceiling)
+    assert matched["ci"][0] <= matched["value"] <= matched["ci"][1]
+    assert points["points_per_review"]["value"] == 2 and points["points_per_review"]["human"]["value"] == pytest.approx(13 / 6)
+    assert metrics["points"]["shuffle"]["points_model_matched_shuffled"]["value"] == 0.0
+    assert metrics["flags"] == []
+    aspects = metrics["aspects"]["measures"]
+    assert aspects["aspect_specificity"]["value"] == 2.0  # 3, 2 and 1 points
+    assert aspects["aspect_specificity"]["human"]["value"] == pytest.approx((2.5 + 2.5 + 1) / 3)  # 903's second unread
+    assert aspects["aspect_mean"]["value"] == pytest.approx((3 + 2.75 + 2.5) / 3)
+    assert aspects["aspect_coverage"]["value"] == 2.0 and aspects["aspect_correctness"]["human"]["value"] == 4.0
+    lengths = [len((MODEL[k] + DECISION).split()) for k in ("901", "902", "903")]
+    assert aspects["length_words"]["value"] == pytest.approx(sum(lengths) / 3)
+    assert metrics["parse_failures"]["count"] == 1  # the prose answer: left out, not graded 0
+    assert metrics["parse_failures"]["examples"][0]["request"] == "aspects of human review 2"
+    agreement = metrics["aspects"]["agreement"]
+    assert (agreement["n_papers"], agreement["exact"], agreement["mean_abs_difference"]) == (3, 11 / 12, 1 / 12)
+    # the judge's mean grade of each readable human review: 901 (3, 2.75), 902 (2.75, 3), 903 (2.5)
+    from scipy.stats import spearmanr
+
+    grades = [3, 2.75, 2.75, 3, 2.5]
+    against = metrics["aspects"]["against_humans"]
+    assert against["confidence"] == {"n": 5, "rho": pytest.approx(spearmanr(grades, [5, 3, 2, 4, 1]).statistic)}
+    assert against["recommendation"]["rho"] == pytest.approx(spearmanr(grades, [3, 4, 2, 4, 1]).statistic)
+    assert against["decision"] == {"n": 0, "rho": None}  # ACL papers carry no decision
+    assert metrics["complete"] and metrics["n_judged"] == 3
+
+    shown = invoke(["report", str(run_dir)], env={**ENV, "PEERBENCH_DATA": str(root)})
+    assert shown.exit_code == 0, shown.output + shown.stderr
+    assert "judged points (hit rates) · 3 papers" in shown.output
+    assert "self-agreement" in shown.output and "0.917 of grades equal" in shown.output
+    assert "judge answers that could not be read: 1 of 36 requests" in shown.output
+
+
+def test_a_judge_that_matches_topics_is_flagged_by_the_shuffle_control(replay_run):
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=lambda body: judge_reply(body, lax=True)) as server:
+        result = invoke(judge_args(run_dir, root, server, "--limit", "3", "--rubric", "points"), env=ENV)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "FLAG: shuffle control" in result.output
+    metrics = json.loads(next((run_dir / "judgements").glob("*/metrics.json")).read_text())
+    # lax: min(len A, len B) points of A matched; 901's 3 points vs 902's humans (2, 3 points): all 3; 902's 2
+    # vs 903's (1, 3): both; 903's 1 vs 901's: it
+    assert metrics["points"]["shuffle"]["points_model_matched_shuffled"]["value"] == 1.0
+
+
+def test_three_failed_judge_requests_make_it_incomplete_and_a_rerun_asks_exactly_those(replay_run):
+    run_dir, root = replay_run
+    failing = {3, 8, 15}  # the 3rd, 8th and 15th rubric requests to arrive get a 500 (no retries)
+    script = lambda title, attempt: "500" if attempt in failing else None  # noqa: E731
+    with OpenAIChatServer("judge-model", reply=judge_reply, script=script) as server:
+        args = judge_args(run_dir, root, server, "--rubric", "aspects", "--agreement", "5")
+        first = invoke(args, env=ENV)
+        assert first.exit_code == 3, first.output + first.stderr
+        assert len(server.bodies) == 20  # 5 papers x (model + 2 humans) + 5 repeats
+        assert "INCOMPLETE: 3 judge requests failed" in first.output
+        again = invoke(args, env=ENV)
+        assert again.exit_code == 0, again.output + again.stderr
+        assert len(server.bodies) == 23
+        bodies = server.bodies
+        assert len({json.dumps(b, sort_keys=True) for b in bodies[20:]} & {json.dumps(b, sort_keys=True)
+                                                                          for b in bodies[:20]}) == 3
+        third = invoke(args, env=ENV)  # nothing left to ask
+        assert third.exit_code == 0 and len(server.bodies) == 23
+    judged = next((run_dir / "judgements").iterdir())
+    lines = [json.loads(line) for line in (judged / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 + len({line["id"] for line in lines if not line["complete"]})
+    assert sum(len(line["failed"]) for line in lines) == 3
+
+
+def test_resume_cache_and_a_changed_judge(replay_run, tmp_path):
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=judge_reply) as server:
+        args = judge_args(run_dir, root, server, "--limit", "3", "--agreement", "0", "--no-cache")
+        assert invoke(args, env=ENV).exit_code == 0
+        asked = len(server.bodies)
+        judged = next((run_dir / "judgements").iterdir())
+        samples = judged / "samples.jsonl"
+        kept = samples.read_text().splitlines()[:1]
+        samples.write_text("\n".join(kept) + "\n" + '{"id": "torn')  # killed while writing the second line
+        answers = judged / "answers.jsonl"
+        answers.write_text(answers.read_text() + '{"key": "torn')
+        resumed = invoke(args, env=ENV)
+        assert resumed.exit_code == 0, resumed.output + resumed.stderr
+        assert len(server.bodies) == asked  # every answer was kept: nothing asked again, even without the cache
+        assert len(samples.read_text().splitlines()) == 3
+        cached = invoke(judge_args(run_dir, root, server, "--limit", "3", "--agreement", "0", "--out",
+                                   str(tmp_path / "elsewhere")), env=ENV)
+        assert cached.exit_code == 0
+        assert len(server.bodies) == asked * 2  # --no-cache before: this one asks...
+        again = invoke(judge_args(run_dir, root, server, "--limit", "3", "--agreement", "0", "--out",
+                                  str(tmp_path / "elsewhere2")), env=ENV)
+        assert again.exit_code == 0 and len(server.bodies) == asked * 2  # ...and the cache serves its repeats
+        changed = invoke(judge_args(run_dir, root, server, "--limit", "3", "--agreement", "0", "--max-points", "5",
+                                    "--no-cache"), env=ENV)
+        assert changed.exit_code == 0
+        assert len(list((run_dir / "judgements").iterdir())) == 2  # another judge: another judgement
+
+
+def test_human_reviews_reach_the_judges_prompts_only(tmp_path):
+    root = tmp_path / "data"
+    write_papers(root, leak=f"\n{LEAK}")
+    tasks = write_task(tmp_path)
+    with OpenAIChatServer("reviewer") as reviewer, OpenAIChatServer("judge-model", reply=judge_reply) as judge:
+        run = invoke(["run", "--backend", "openai", "--base-url", reviewer.base_url, "--model", "reviewer",
+                      "-o", "tokenizer=chars", "--task", "tiny-judged", "--include-path", str(tasks), "--data-dir",
+                      str(root), "--out", str(tmp_path / "run"), "-q"], env=ENV)
+        assert run.exit_code == 0, run.output + run.stderr
+        assert len(reviewer.bodies) == 5 and not any(LEAK in json.dumps(b) for b in reviewer.bodies)
+        judged = invoke(judge_args(tmp_path / "run", root, judge, "--rubric", "points"), env=ENV)
+        assert judged.exit_code == 0, judged.output + judged.stderr
+        assert len(reviewer.bodies) == 5  # the reviewer is never asked again
+    assert any(LEAK in json.dumps(b) for b in judge.bodies)
+
+
+@pytest.mark.fast
+def test_show_prompts_prints_the_packaged_files():
+    from peerbench.judge import prompts
+
+    result = invoke(["judge", "--show-prompts"])
+    assert result.exit_code == 0
+    for name in prompts.NAMES:
+        system, user = prompts.prompt(name)
+        assert system in result.output and user in result.output
+        assert prompts.prompt_hashes()[name] in result.output
+
+
+@pytest.mark.fast
+def test_bad_judge_input_is_one_line_and_exit_2(tmp_path):
+    result = invoke(["judge", str(tmp_path), "--backend", "openai", "--model", "m"])
+    assert result.exit_code == 2 and "not a peerbench run directory" in result.stderr
