@@ -242,7 +242,7 @@ def test_human_reviews_reach_the_judges_prompts_only(tmp_path):
 
 @pytest.mark.fast
 def test_show_prompts_prints_the_packaged_files():
-    from peerbench.judge import prompts
+    from peerbench.judging import prompts
 
     result = invoke(["judge", "--show-prompts"])
     assert result.exit_code == 0

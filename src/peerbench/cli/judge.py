@@ -57,13 +57,13 @@ def judge_command(run_dir, backend, model, backend_args, rubric, agreement, max_
     Backend flags (--base-url, ...) set the judge backend's options. A rerun resumes; a judgement
     with failed requests exits 3 and the same command asks for exactly those."""
     if show_prompts:
-        from peerbench.judge.prompts import show
+        from peerbench.judging.prompts import show
 
         click.echo(show(), nl=False)
         return
     if run_dir is None:
         raise click.UsageError("RUN_DIR is required (or --show-prompts)")
-    from peerbench.judge.stage import judge, incomplete_line
+    from peerbench.judging.stage import judge, incomplete_line
 
     options = {**parse_backend_args(backend_args), **options_from_flags(backend_flags)}
     result = judge(run_dir, backend, model, backend_options=options, rubric=rubric, data_dir=data_dir, limit=limit,
@@ -73,7 +73,7 @@ def judge_command(run_dir, backend, model, backend_args, rubric, agreement, max_
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
     else:
-        from peerbench.judge.tables import render_judgement
+        from peerbench.judging.tables import render_judgement
 
         console().print(render_judgement(result.metrics))
         click.echo(f"judgement directory: {result.judge_dir}")

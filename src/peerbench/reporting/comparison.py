@@ -142,4 +142,8 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "disagreements": disagree,
         })
     result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence))
+    from peerbench.judging.compare import compare_part as judge_part
+
+    result.update(judge_part([run_dir for run_dir, _, _ in runs], ids, resamples=resamples, seed=seed,
+                             confidence=confidence))
     return result

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def judge(run_dir: Any, backend: str | None = None, model: str | None = None, **kwargs: Any) -> Any:
-    """Grade a run's stored reviews with a judge backend (see :func:`peerbench.judge.stage.judge`)."""
-    from peerbench.judge.stage import judge as _judge
+    """Grade a run's stored reviews with a judge backend (see :func:`peerbench.judging.stage.judge`)."""
+    from peerbench.judging.stage import judge as _judge
 
     return _judge(run_dir, backend, model, **kwargs)

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from peerbench.judge import prompts
+from peerbench.judging import prompts
 from peerbench.pipeline.store import stable_hash
 from peerbench.records import ChatRequest, GenerationConfig
 

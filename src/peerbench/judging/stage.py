@@ -7,7 +7,7 @@ reviewer is never asked again), sends the judge's requests through the pipeline'
   settings, rubric), no secrets; a judgement made under another identity is never resumed;
 - ``answers.jsonl``: every judge answer, appended as it lands (a killed judgement asks none again);
 - ``samples.jsonl``: one line per paper, appended as the paper's last answer lands;
-- ``metrics.json``: the figures (:mod:`peerbench.judge.figures`).
+- ``metrics.json``: the figures (:mod:`peerbench.judging.figures`).
 
 A failed judge request is no answer: the paper's line lists it, the judgement is INCOMPLETE, and
 a plain rerun asks for exactly the failed (and not yet askable) requests.
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from peerbench.errors import ConfigError
-from peerbench.judge import prompts
-from peerbench.judge.requests import RequestMaker
-from peerbench.judge.work import Judged, PaperWork
+from peerbench.judging import prompts
+from peerbench.judging.requests import RequestMaker
+from peerbench.judging.work import Judged, PaperWork
 from peerbench.pipeline.store import RunDir, stable_hash
 
 JUDGEMENTS = "judgements"
@@ -77,24 +77,30 @@ class JudgementDir(RunDir):
 
     def read_lines(self, name: str) -> list[dict[str, Any]]:
         """The JSON lines of one of its files; a torn last line (a kill mid-write) is cut off."""
-        path = self.path / name
-        if not path.is_file():
-            return []
-        data = path.read_bytes()
-        rows, offset = [], 0
-        for number, line in enumerate(data.splitlines(keepends=True), 1):
-            try:
-                if not line.endswith(b"\n"):
-                    raise ValueError("torn")
-                rows.append(json.loads(line))
-            except ValueError:
-                if offset + len(line) == len(data):
+        return read_jsonl(self.path / name, repair=True)
+
+
+def read_jsonl(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """The JSON lines of a file; a torn last line is left out (and, with ``repair``, cut off the file:
+    only the judgement holding the directory's lock repairs)."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    rows, offset = [], 0
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("torn")
+            rows.append(json.loads(line))
+        except ValueError:
+            if offset + len(line) == len(data):
+                if repair:
                     with path.open("r+b") as handle:
                         handle.truncate(offset)
-                    break
-                raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
-            offset += len(line)
-        return rows
+                break
+            raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
+        offset += len(line)
+    return rows
 
 
 def judge_identity(backend: Any, generation: dict[str, Any], rubric: str, max_points: int, paper_chars: int,
@@ -270,7 +276,7 @@ def judge(run_dir: str | Path, backend: str | None = None, model: str | None = N
           generation: dict[str, Any] | None = None, out: str | Path | None = None, resamples: int = 1000,
           seed: int = 0) -> JudgeResult:
     """Grade the stored reviews of a run with a judge backend; returns the judgement's figures."""
-    from peerbench.judge.figures import judge_metrics
+    from peerbench.judging.figures import judge_metrics
 
     plan = plan_judge(run_dir, backend, model, backend_options=backend_options, rubric=rubric, max_points=max_points,
                       paper_chars=paper_chars, agreement=agreement, generation=generation, out=out)
@@ -312,8 +318,7 @@ def read_judgements(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def judged_samples(judge_dir: str | Path) -> list[dict[str, Any]]:
     """A judgement's per-paper lines, the last line of each paper winning."""
-    with JudgementDir(judge_dir) as jdir:
-        rows = jdir.read_lines("samples.jsonl")
+    rows = read_jsonl(Path(judge_dir) / "samples.jsonl")
     return list({row["id"]: row for row in rows}.values())
 
 

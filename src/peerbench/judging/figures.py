@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from peerbench.judge.parse import ASPECTS
+from peerbench.judging.parse import ASPECTS
 
 SHUFFLE_LIMIT = 0.05  # a shuffled hit rate above this is no longer "near zero" (Liang et al.: below 1%)
 Values = dict[str, float | None]

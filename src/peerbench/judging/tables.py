@@ -66,7 +66,7 @@ def judge_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append("judge's grades of the human reviews vs the reviewers' own numbers (Spearman): " + ", ".join(parts))
     lines.extend(f"FLAG: {flag}" for flag in metrics.get("flags") or [])
     if not metrics.get("complete", True):
-        from peerbench.judge.stage import incomplete_line
+        from peerbench.judging.stage import incomplete_line
 
         lines.append(incomplete_line(metrics))
     return lines
@@ -88,3 +88,42 @@ def render_judgement(metrics: dict[str, Any]) -> Any:
                             aspects["measures"], "human reviews, same judge"))
     parts.append(Text("\n".join(judge_lines(metrics))))
     return Group(*parts)
+
+
+def judge_sections(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each judgement of the run, for the HTML page: its tables' rows and its checks."""
+    sections = []
+    for judgement in metrics.get("judgements") or []:
+        judge, tables = judgement["judge"], []
+        for part, rows, human_column in (("points", POINT_ROWS, "one human vs the others"),
+                                         ("aspects", ASPECT_ROWS, "human reviews, same judge")):
+            found = judgement.get(part)
+            if found:
+                tables.append({"title": f"{part} · {found['n_papers']} papers", "human_column": human_column,
+                               "rows": [(label, found["measures"][name]) for name, label in rows
+                                        if name in found["measures"]]})
+        sections.append({"title": f"{judge['backend']}:{judge['model']} ({judge['judge_id']})", "tables": tables,
+                         "lines": judge_lines(judgement)})
+    return sections
+
+
+def render_judge_comparison(judged: dict[str, Any]) -> list[Any]:
+    """compare's judge part: for each judge that judged every run, B minus A per figure."""
+    from rich.table import Table
+
+    from peerbench.reporting.tables import fmt_ci
+
+    parts: list[Any] = []
+    for judge_id, entry in judged.items():
+        for index, pair in enumerate(entry["pairs"], 1):
+            label = "ABCDEFGHIJ"[index] if index < 10 else str(index)
+            table = Table(title=f"judged by {judge_id}: {label} minus A ({entry['n_papers']} papers, paired bootstrap)",
+                          title_justify="left")
+            for column in ("figure", "n", "A", label, "difference", "CI", "p"):
+                table.add_column(column, justify="left" if column == "figure" else "right")
+            for name, d in pair.items():
+                table.add_row(name, str(d["n"]), _cell(entry["runs"][0].get(name)),
+                              _cell(entry["runs"][index].get(name)), f"{d['difference']:+.3f}", fmt_ci(d["ci"]),
+                              f"{d['p_value']:.3f}")
+            parts.append(table)
+    return parts

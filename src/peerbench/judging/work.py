@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from peerbench.judge import parse
-from peerbench.judge.requests import JudgeItem, RequestMaker, unshuffle
+from peerbench.judging import parse
+from peerbench.judging.requests import JudgeItem, RequestMaker, unshuffle
 from peerbench.pipeline.store import stable_hash
 
 Answers = Mapping[str, dict[str, Any]]  # cache key -> a stored answer ({"text": ...})
