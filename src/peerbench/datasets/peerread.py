@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerbench.datasets import MAX_FILE_BYTES, Dataset, InfoRow, folder_bytes
+from peerbench.datasets.review_numbers import review_numbers
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper, Section
@@ -129,21 +130,6 @@ def human_review_texts(data: dict[str, Any], venue: str) -> list[str]:
     return [text for text in texts if isinstance(text, str) and text.strip()]
 
 
-def human_review_ratings(data: dict[str, Any], venue: str) -> list[dict[str, float | None]]:
-    """The recommendation and confidence of each review :func:`human_review_texts` keeps, in its
-    order (None where a number is missing or unreadable): what a judge's grades are checked against."""
-    def number(value: Any) -> float | None:
-        try:
-            found = float(value)
-        except (TypeError, ValueError):
-            return None
-        return found if math.isfinite(found) else None
-
-    return [{"recommendation": number(review.get("RECOMMENDATION")), "confidence": number(review.get("REVIEWER_CONFIDENCE"))}
-            for _, review in official_reviews(data, venue)
-            if isinstance(review.get("comments"), str) and review["comments"].strip()]
-
-
 def _text(value: Any, where: str, *, none: bool = False) -> Any:
     """A text field as the loader needs it: a string ("" for null), or null kept where null means something."""
     if value is None:
@@ -182,7 +168,7 @@ def paper_from_files(venue: str, split: str, paper_id: str, reviews: dict[str, A
         recommendations=official_scores(reviews, venue, rel),
         meta={"reviews_path": rel, "parsed_pdf_path": parsed_rel,
               "human_reviews": human_review_texts(reviews, venue),
-              "human_review_ratings": human_review_ratings(reviews, venue)},
+              "human_review_ratings": review_numbers([r for _, r in official_reviews(reviews, venue)])},
     )
 
 
