@@ -256,3 +256,56 @@ def test_show_prompts_prints_the_packaged_files():
 def test_bad_judge_input_is_one_line_and_exit_2(tmp_path):
     result = invoke(["judge", str(tmp_path), "--backend", "openai", "--model", "m"])
     assert result.exit_code == 2 and "not a peerbench run directory" in result.stderr
+
+
+def test_compare_html_and_the_python_api(replay_run, tmp_path):
+    import peerbench
+
+    run_dir, root = replay_run
+    other = tmp_path / "replay2.jsonl"  # the second reviewer drops 901's unmatched point: 2 of 2 raised
+    changed = dict(MODEL, **{"901": "- missing baselines\n- small dataset"})
+    other.write_text("\n".join(json.dumps({"id": f"acl_2017/dev/{k}", "completion": v + DECISION})
+                               for k, v in changed.items()))
+    second = invoke(["run", "--backend", "replay", "--model", str(other), "--task", "tiny-judged", "--include-path",
+                     str(tmp_path / "tasks"), "--data-dir", str(root), "--out", str(tmp_path / "run2"), "-q"])
+    assert second.exit_code == 0
+    with OpenAIChatServer("judge-model", reply=judge_reply) as server:
+        options = {"base_url": server.base_url, "max_retries": 0, "tokenizer": "chars", "api_key_env": "NO_KEY_HERE"}
+        results = [peerbench.judge(d, "openai", "judge-model", backend_options=options, rubric="points", data_dir=root,
+                                   limit=3, resamples=50) for d in (run_dir, tmp_path / "run2")]
+    assert results[0].judge_dir.name == results[1].judge_dir.name  # one judge, one id, whichever run it grades
+    assert results[1].metrics["points"]["measures"]["points_model_matched"]["value"] == pytest.approx(
+        (1 + 1 / 2 + 1) / 3)
+    compared = invoke(["compare", str(run_dir), str(tmp_path / "run2"), "--json"], env={"PEERBENCH_DATA": str(root)})
+    assert compared.exit_code == 0, compared.output
+    judged = json.loads(compared.stdout)["judge"][results[0].judge_dir.name]
+    assert judged["n_papers"] == 3
+    assert judged["pairs"][0]["points_model_matched"]["difference"] == pytest.approx((1 - 2 / 3) / 3)
+    page = tmp_path / "page.html"
+    html = invoke(["report", str(run_dir), "--html", str(page)], env={"PEERBENCH_DATA": str(root)})
+    assert html.exit_code == 0, html.output
+    text = page.read_text()
+    assert "Judged: openai:judge-model" in text and "model&#39;s points raised by some human review" in text
+
+
+def test_a_sweep_names_a_judge_and_the_leaderboard_shows_its_figures(replay_run, tmp_path):
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=judge_reply) as server:
+        spec = tmp_path / "sweep.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": "judged", "tasks": ["tiny-judged"], "include_paths": [str(tmp_path / "tasks")],
+            "data_dir": str(root), "models": [{"name": "replayed", "backend": "replay",
+                                                "model": str(tmp_path / "replay.jsonl")}],
+            "judge": {"backend": "openai", "model": "judge-model", "rubric": "aspects", "agreement": 0,
+                      "options": {"base_url": server.base_url, "max_retries": 0, "tokenizer": "chars"}}}))
+        done = invoke(["sweep", str(spec), "--out", str(tmp_path / "s"), "-q", "--json"], env=ENV)
+        assert done.exit_code == 0, done.output
+        assert len(server.bodies) == 15  # 5 papers x (model + 2 humans)
+        summary = json.loads(done.stdout)["runs"][0]
+        assert summary["judge"]["complete"] and summary["judge"]["figures"]["aspect_coverage"] == 2.0
+        again = invoke(["sweep", str(spec), "--out", str(tmp_path / "s"), "-q"], env=ENV)
+        assert again.exit_code == 0 and len(server.bodies) == 15  # done, judgement included: skipped
+    board = tmp_path / "board.html"
+    shown = invoke(["report", str(tmp_path / "s"), "--html", str(board)], env={"PEERBENCH_DATA": str(root)})
+    assert shown.exit_code == 0, shown.output
+    assert 'id="judged-tiny-judged"' in board.read_text()
