@@ -309,3 +309,36 @@ def test_a_sweep_names_a_judge_and_the_leaderboard_shows_its_figures(replay_run,
     shown = invoke(["report", str(tmp_path / "s"), "--html", str(board)], env={"PEERBENCH_DATA": str(root)})
     assert shown.exit_code == 0, shown.output
     assert 'id="judged-tiny-judged"' in board.read_text()
+
+
+def test_a_judgement_killed_with_sigkill_resumes_and_asks_only_what_it_lacks(replay_run, isolated_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import cli_env
+
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=judge_reply, latency=0.15) as server:
+        args = judge_args(run_dir, root, server, "--limit", "3", "--agreement", "3", "--concurrency", "2")
+        env = cli_env(isolated_home, OPENAI_API_KEY="unused")
+        process = subprocess.Popen([sys.executable, "-m", "peerbench.cli", *args], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        judged = run_dir / "judgements"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answers = list(judged.glob("*/answers.jsonl"))
+            if answers and len(answers[0].read_text().splitlines()) >= 6:
+                break
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kept = [line for line in answers[0].read_text().splitlines(keepends=True) if line.endswith("\n")]
+        before = len(server.bodies)
+        assert 6 <= len(kept) < 36
+        resumed = subprocess.run([sys.executable, "-m", "peerbench.cli", *args, "--no-cache"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(server.bodies) - before == 36 - len(kept)  # every stored answer kept; only the rest asked
