@@ -194,7 +194,6 @@ async def generate(plan: JudgePlan, todo: list[Judged], jdir: JudgementDir, answ
                    *, concurrency: int | None, use_cache: bool, progress: bool) -> dict[str, str]:
     """Ask what the answers lack, step by step; write each paper's line as its last answer lands.
     Returns the failed requests (key -> error)."""
-    from peerbench.backends import RunContext
     from peerbench.paths import cache_root
     from peerbench.pipeline.dispatch import dispatch, split_cached
     from peerbench.pipeline.execute import as_failure_if_empty
@@ -202,7 +201,7 @@ async def generate(plan: JudgePlan, todo: list[Judged], jdir: JudgementDir, answ
     from peerbench.progress import progress_bar
 
     backend, failed = plan.backend, {}
-    await backend.setup(RunContext(JudgeTask(plan.judge_dir.name)))
+    await backend.setup(None)  # a judge has no task: no context length to check, no papers to match
     cache = open_cache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
     recorder = SampleRecorder(jdir, cache, papers=len(todo), early_stop=None)
     written: set[str] = set()
@@ -247,14 +246,6 @@ async def generate(plan: JudgePlan, todo: list[Judged], jdir: JudgementDir, answ
             recorder.cache.close()
         await backend.aclose()
     return failed
-
-
-@dataclass(frozen=True)
-class JudgeTask:
-    """What a judge backend's setup may read of the 'task' (a context length check does)."""
-
-    task: str
-    max_model_len: int = 0
 
 
 def write_line(jdir: JudgementDir, judged: Judged, failed: dict[str, str]) -> dict[str, Any]:
