@@ -116,6 +116,19 @@ def test_hit_rates_ceiling_shuffle_aspects_and_the_judges_own_checks_by_hand(rep
         # 3 papers: 9 point lists + 9 rubric grades + 3 repeats; then per paper 2 model-vs-human, 1 human pair and
         # 2 shuffled matches
         assert len(server.bodies) == 9 + 9 + 3 + 3 * 5
+        shown_first = [b["messages"][1]["content"].split("List A:\n")[1].split("\n")[0] for b in server.bodies
+                       if b["messages"][0]["content"].startswith("You compare")]
+    # position: the model's list is shown first in some match requests and second in others, its points reordered
+    model_points = {p for k in ("901", "902", "903") for p in points_of(MODEL[k])}
+    firsts = [re.sub(r"^\d+\. ", "", line) in model_points for line in shown_first]
+    assert 0 < sum(firsts) < len(firsts)
+    lines = {line["id"]: line for line in map(json.loads, next((run_dir / "judgements").glob("*/samples.jsonl"))
+                                               .read_text().splitlines())}
+    points_901 = lines["acl_2017/dev/901"]["points"]
+    assert points_901["model"] == ["missing baselines", "small dataset", "bad figures"]
+    # the matches, mapped back to each list's own numbering whatever order they were shown in
+    assert points_901["model_vs_humans"] == [[[0], [1]], [[0, 1], [0, 1]]]
+    assert points_901["between_humans"] == {"0-1": [[1], [0]]}
     metrics = json.loads(result.output)
     points = metrics["points"]["measures"]
     matched, raised = points["points_model_matched"], points["points_human_raised"]
@@ -157,6 +170,8 @@ def test_hit_rates_ceiling_shuffle_aspects_and_the_judges_own_checks_by_hand(rep
     assert "judged points (hit rates) · 3 papers" in shown.output
     assert "self-agreement" in shown.output and "0.917 of grades equal" in shown.output
     assert "judge answers that could not be read: 1 of 36 requests" in shown.output
+    for figure in ("0.722", "0.444", "0.667", "2.000", "2.750"):  # 13/18, 4/9, the ceiling 2/3, the aspects
+        assert figure in shown.output
 
 
 def test_a_judge_that_matches_topics_is_flagged_by_the_shuffle_control(replay_run):
