@@ -105,8 +105,9 @@ def v1_replies(year: int, number: int, forum: str) -> list[dict]:
     venue = venue_of(year)
     paper = f"{venue}/-/Paper{number}" if year <= 2019 else f"{venue}/Paper{number}/-"
     rating_key = "recommendation" if year in (2022, 2023) else "rating"
+    text_key = {2022: "main_review", 2023: "strength_and_weaknesses"}.get(year, "review")  # the year's form
     replies = [{"id": f"rev{number}-{r}", "invitation": f"{paper}/Official_Review", "forum": forum, "replyto": forum,
-                "content": {rating_key: SCALES[year][(number + r) % 4], "review": "secret text",
+                "content": {rating_key: SCALES[year][(number + r) % 4], text_key: "secret text",
                             "confidence": "4: The reviewer is confident but not absolutely certain"}}
                for r in range(3)]
     kind = fate(number)

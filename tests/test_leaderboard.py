@@ -16,7 +16,7 @@ from openai_server import OpenAIChatServer
 import peerbench
 from peerbench.errors import ConfigError
 from peerbench.pipeline.sweep import sweep
-from peerbench.reporting.leaderboard import BOARD_COLUMNS, build_leaderboard, ceiling_of, pvalue, sweep_runs
+from peerbench.reporting.leaderboard import BOARD_COLUMNS, REVIEW_COLUMNS, build_leaderboard, ceiling_of, pvalue, sweep_runs
 
 MODELS = ("accept", "tfidf", "scripted")
 TASKS = ("peerread95", "peerread-iclr2017")
@@ -86,6 +86,19 @@ def test_the_human_ceiling_is_shown_where_scoring_has_one(board):
     shown = page.count('class="reference ceiling first-reference"><td>human ceiling<span')
     missing = page.count("none in metrics.json for this task and label rule")
     assert shown == sum(t["human_ceiling"] is not None for t in data["tasks"]) and shown + missing == len(TASKS)
+
+
+def test_the_review_measures_stand_beside_each_model_with_the_human_ceiling(board):
+    folder, data, _ = board
+    page = (folder / "site" / "board.html").read_text()
+    for task in data["tasks"]:
+        for row in task["rows"]:
+            own = peerbench.report(folder / "sweep" / row["name"])["review"]["overall"]["measures"]
+            assert row["review"] == {k: v for k, v in own.items() if k in REVIEW_COLUMNS}
+            assert {"structure_full", "similarity_rouge_l"} <= set(row["review"])  # always-accept cites nothing
+            assert task["review_human_ceiling"]["similarity_rouge_l"] == own["similarity_rouge_l"]["human"]["value"]
+        assert f'id="review-{task["task"]}"' in page
+    assert page.count("leave one out, same papers") == len(TASKS)
 
 
 def test_the_page_is_self_contained_with_one_row_per_model_and_links_to_each_run(board):

@@ -107,6 +107,8 @@ def test_each_year_reads_its_decision_ratings_and_exclusions_where_they_are(serv
         assert (third["decision"], third["decision_from"]) == (f"{venue_of(2025)}/Rejected_Submission", "venueid")
     text = json.dumps([[p.title, p.abstract, [[s.heading, s.text] for s in p.sections]] for p in papers])
     assert "DECISIONTEXT" not in text and "AUTHORCOMMENT" not in text and "secret text" not in text
+    # the official reviews' text, from the year's own fields, kept for the review measures only
+    assert all(p.meta["human_reviews"] == ["secret text"] * 3 for p in papers)
 
 
 def test_v2_pull_pages_sorted_and_resumes_after_a_failed_page(server_for):
@@ -309,3 +311,24 @@ def test_a_review_whose_rating_cannot_be_read_is_counted_never_guessed():
         {"invitation": prefix + "Decision", "content": {"decision": "Accept (Poster)"}}]}}
     verdict = judge(note, shape_of(venue), venue)
     assert (verdict.accepted, verdict.ratings, verdict.unread_ratings) == (True, (6.0,), 1)
+
+
+def test_no_builtin_openreview_task_puts_review_text_into_a_prompt_or_the_grounding_texts(server_for):
+    """The review texts kept for the review measures (marked "secret text") reach no rendered prompt
+    of any built-in OpenReview task, nor the paper texts grounding looks specifics up in."""
+    from peerbench.pipeline.plan import plan_run
+    from peerbench.prompts import render
+    from peerbench.registry import registries
+    from peerbench.reporting.review_scoring import texts_of
+
+    server_for(*range(2018, 2026), n_papers=4)
+    tasks = [e.value for e in registries().tasks.entries() if e.value.dataset.name == "openreview"]
+    assert len(tasks) >= 8
+    for task in tasks:
+        plan = plan_run(task.task, "baseline")
+        papers = plan.dataset.load(plan.dataset_args, progress=False)
+        assert papers and all("secret text" in p.meta["human_reviews"][0] for p in papers)
+        for paper in papers:
+            rendered = render(paper, task.prompt_template(), max_model_len=task.max_model_len, max_tokens=1400)
+            assert "secret text" not in json.dumps(rendered.messages), (task.task, paper.key)
+            assert "secret text" not in "".join(texts_of(paper, rendered.truncation))

@@ -235,6 +235,7 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
     run_dir, root = exact_run
     config = json.loads((run_dir / "config.json").read_text())
     config["metrics"] = [n for n in config["metrics"] if n not in ("structure", "grounding", "similarity")]
+    del config["data_dir"]  # not recorded before either: the papers are found through PEERBENCH_DATA
     (run_dir / "config.json").write_text(json.dumps(config))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     del metrics["review"]
@@ -250,7 +251,8 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
 
 
 def test_without_the_papers_grounding_and_similarity_are_left_out_and_the_reason_said(exact_run):
-    run_dir, _ = exact_run  # PEERBENCH_DATA unset, no download possible: the papers cannot be read back
+    run_dir, root = exact_run  # the run's --data-dir gone, PEERBENCH_DATA unset, no download possible
+    root.rename(root.with_name("moved"))
     result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"], env={
         "PEERBENCH_PEERREAD_URL": "http://127.0.0.1:9/"})
     review = json.loads(result.output)["review"]
@@ -294,7 +296,7 @@ def build_tiny_encoder(folder):
     """A sentence-transformers model made here: a random tiny BERT and a WordPiece tokenizer trained
     with ``tokenizers`` on the test's own texts (nothing downloaded)."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers import models as st_models
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -313,9 +315,8 @@ def build_tiny_encoder(folder):
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
-    word = st_models.Transformer(str(base), max_seq_length=128)
-    SentenceTransformer(modules=[word, st_models.Pooling(word.get_word_embedding_dimension())]).save(
-        str(folder / "encoder"))
+    word = Transformer(str(base), max_seq_length=128)
+    SentenceTransformer(modules=[word, Pooling(word.get_embedding_dimension())]).save(str(folder / "encoder"))
     return folder / "encoder"
 
 
@@ -355,3 +356,53 @@ def test_no_builtin_peerread_task_puts_human_review_text_into_a_prompt_or_the_gr
             rendered = render(paper, template, max_model_len=plan.task.max_model_len, max_tokens=1400)
             assert LEAK not in json.dumps(rendered.messages), (entry.name, paper.key)
             assert LEAK not in "".join(texts_of(paper, rendered.truncation))
+
+
+def test_a_third_party_review_measure_is_scored_through_register_metrics(exact_run):
+    import peerbench
+    from peerbench import plugins, registry
+
+    class Exclaims:
+        """A plugin as a third party writes it: only ``peerbench`` names."""
+
+        @peerbench.hookimpl
+        def register_metrics(self, register):
+            register(peerbench.ReviewMeasure(
+                "exclaims", "exclamation marks per review",
+                lambda inputs, options: [{"exclamations": float(item.review.count("!"))} for item in inputs]))
+
+    run_dir, _ = exact_run
+    plugins.load_plugins()
+    plugins.pm.register(Exclaims(), name="exclaims-plugin")
+    registry.reset()
+    try:
+        result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
+        assert result.exit_code == 0, result.output
+        measures = json.loads(result.output)["review"]["overall"]["measures"]
+        assert (measures["exclamations"]["value"], measures["exclamations"]["n"]) == (0.0, 4)
+        assert "structure_full" in measures
+    finally:
+        plugins.pm.unregister(name="exclaims-plugin")
+        registry.reset()
+
+
+def test_without_rouge_score_the_rest_is_measured_and_the_gap_said(exact_run, monkeypatch):
+    run_dir, _ = exact_run
+    monkeypatch.setattr(similarity, "_has_rouge", lambda: False)  # as where the review extra is not installed
+    result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    review = json.loads(result.output)["review"]
+    assert review["skipped"] == {"similarity": "rouge-score (for similarity_rouge_l) is not installed; "
+                                               "run: pip install 'peerbench[review]'"}
+    assert "similarity_rouge_l" not in review["overall"]["measures"] and "grounding_nowhere" in review["overall"][
+        "measures"]
+    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir)])
+    assert "similarity: not measured: rouge-score" in " ".join(shown.output.split())
+
+
+def test_an_encoder_that_cannot_load_is_one_line_naming_the_flag(exact_run, tmp_path):
+    run_dir, _ = exact_run
+    result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--encoder", str(tmp_path / "no-such-model")],
+                                env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("Error: --encoder ") and len(result.output.strip().splitlines()) == 1

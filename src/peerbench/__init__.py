@@ -26,6 +26,8 @@ if _typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time these load 
     from peerbench.datasets import Dataset
     from peerbench.labels import LabelRule, get_label_rule
     from peerbench.metrics import Metric, ScoreInputs
+    from peerbench.metrics.review import ReviewInput, ReviewMeasure
+    from peerbench.metrics.review_format import ReviewFormat
     from peerbench.parsing import decision_line, parse_decision
     from peerbench.pipeline.plan import RunResult
     from peerbench.pipeline.store import read_run
@@ -43,6 +45,8 @@ _LAZY = {
     "DatasetSpec": "peerbench.task", "Task": "peerbench.task",
     "LabelRule": "peerbench.labels", "get_label_rule": "peerbench.labels",
     "Metric": "peerbench.metrics", "ScoreInputs": "peerbench.metrics",
+    "ReviewInput": "peerbench.metrics.review", "ReviewMeasure": "peerbench.metrics.review",
+    "ReviewFormat": "peerbench.metrics.review_format",
     "decision_line": "peerbench.parsing", "parse_decision": "peerbench.parsing",
     "RunResult": "peerbench.pipeline.plan",
     "read_run": "peerbench.pipeline.store",
@@ -58,7 +62,7 @@ __all__ = [
     "ChatRequest", "Completion", "Decision", "GenerationConfig", "Paper", "RunResult", "Sample", "Section",
     # what plugins subclass or build
     "Backend", "BackendOptions", "Dataset", "DatasetSpec", "Failure", "LabelRule", "Metric", "RetryPolicy", "RunContext",
-    "ScoreInputs", "Task",
+    "ReviewFormat", "ReviewInput", "ReviewMeasure", "ScoreInputs", "Task",
     # errors
     "BackendError", "ConfigError", "DataError", "MissingDependency", "PeerbenchError",
     # plugin system and registry lookups

@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from peerbench.datasets import Dataset, InfoRow, folder_bytes, select_ids
 from peerbench.datasets.openreview_api import Connection
 from peerbench.datasets.openreview_cache import venue_folders, venue_problems, venue_slug, venue_summary
-from peerbench.datasets.openreview_fields import Verdict, YearShape, content_value, judge, rating_of, shape_of
+from peerbench.datasets.openreview_fields import (
+    Verdict,
+    YearShape,
+    content_value,
+    judge,
+    rating_of,
+    review_texts,
+    shape_of,
+)
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper
@@ -205,7 +213,8 @@ def _paper(note: dict[str, Any], verdict: Verdict, shape: YearShape, pdf: bytes)
                  sections=pdf_sections(pdf, f"OpenReview PDF of {note['id']}"), accepted=verdict.accepted,
                  recommendations=list(verdict.ratings),
                  meta={"decision": verdict.decision, "decision_from": verdict.source, "number": note.get("number"),
-                       "forum": note.get("forum"), "unread_ratings": verdict.unread_ratings})
+                       "forum": note.get("forum"), "unread_ratings": verdict.unread_ratings,
+                       "human_reviews": review_texts(note, shape)})
 
 
 @hookimpl

@@ -119,6 +119,32 @@ def read_replies(note: dict[str, Any], shape: YearShape) -> tuple[str | None, li
     return decision, ratings, unread
 
 
+# The official review's text fields per year, in the form's order (docs/datasets.md): joined with blank
+# lines, they are a human review's text for the review measures (never a prompt's).
+REVIEW_TEXT_FIELDS = {
+    **{year: ("review",) for year in range(2018, 2022)},
+    2022: ("summary_of_the_paper", "main_review", "summary_of_the_review"),
+    2023: ("summary_of_the_paper", "strength_and_weaknesses", "clarity,_quality,_novelty_and_reproducibility",
+           "summary_of_the_review"),
+    **{year: ("summary", "strengths", "weaknesses", "questions") for year in (2024, 2025)},
+}
+
+
+def review_texts(note: dict[str, Any], shape: YearShape) -> list[str]:
+    """The text of each official review of a submission (its year's fields that hold text, joined);
+    a review with none of them is left out."""
+    texts = []
+    for reply in (note.get("details") or {}).get("directReplies") or []:
+        if not any(i.endswith("/Official_Review") for i in _invitations(reply)):
+            continue
+        content = reply.get("content") or {}
+        parts = [content_value(content.get(name)) for name in REVIEW_TEXT_FIELDS.get(shape.year, ())]
+        text = "\n\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+        if text:
+            texts.append(text)
+    return texts
+
+
 def venueid_status(note: dict[str, Any], venue: str) -> str | None:
     """What an API v2 note's venueid says: accepted, rejected, withdrawn, desk rejected, or None."""
     venueid = str(content_value((note.get("content") or {}).get("venueid")) or "")

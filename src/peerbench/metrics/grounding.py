@@ -33,10 +33,13 @@ UNITS = ("%", "percent", "pp", "points", "ms", "s", "sec", "seconds", "minutes",
 _NUMBER_RE = re.compile(
     r"(?<![\w.])(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+\.\d+|-?\d+)"
     rf"(?:\s?({'|'.join(UNITS)})\b|\s?(%))?", re.IGNORECASE)
+_PAPER_NUMBER_RE = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")  # the paper side: every number, fast
+_LINE_BREAK_HYPHEN_RE = re.compile(r"-[ \t]*\n\s*(?=\w)")
 _REF_RE = re.compile(r"\b(table|tab\.|figure|fig\.|section|sec\.|§|equation|eqn?\.)\s*\(?(\d+(?:\.\d+)*)\)?",
                      re.IGNORECASE)
+_FOLDED_REF_RE = re.compile(r"(table|tab\.|figure|fig\.|section|sec\.|§|equation|eqn?\.)\s*\(?(\d+(?:\.\d+)*)\)?")
 _QUOTE_RE = re.compile(r"[\"\u201c\u201d]([^\"\u201c\u201d\n]{3,300})[\"\u201c\u201d]")
-_ACRONYM_RE = re.compile(r"\b[A-Za-z]*[A-Z][a-z0-9]*[A-Z][A-Za-z0-9]*(?:-\d+[A-Za-z]*)?\b")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-\d+[A-Za-z]*)?")  # an acronym is a word with 2+ capitals
 _CAPITALISED_RE = re.compile(r"\b[A-Z][a-z]+(?:[ -](?:of |for |and |the )?[A-Z][a-z]+)+\b")
 KINDS = {"tab": "table", "table": "table", "fig": "figure", "figure": "figure", "sec": "section",
          "section": "section", "§": "section", "eq": "equation", "eqn": "equation", "equation": "equation"}
@@ -64,15 +67,15 @@ def normalise(text: str) -> str:
     curly quotes straight, case folded, white space collapsed to one space."""
     text = unicodedata.normalize("NFKC", text)
     text = text.translate({ord(c): "-" for c in DASHES})
-    text = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", text)
+    text = _LINE_BREAK_HYPHEN_RE.sub("", text)
     text = text.translate({0x2018: "'", 0x2019: "'", 0x201C: '"', 0x201D: '"'})
     return " ".join(text.casefold().split())
 
 
 def number_key(number: str) -> str:
-    """A number's canonical form: thousands commas dropped, trailing decimal zeros dropped ("0.50" ->
-    "0.5", "1,000" -> "1000", "3.0" -> "3")."""
-    plain = number.replace(",", "")
+    """A number's canonical form: thousands commas and the sign dropped, trailing decimal zeros
+    dropped ("0.50" -> "0.5", "1,000" -> "1000", "3.0" -> "3", "-2.5" -> "2.5")."""
+    plain = number.replace(",", "").lstrip("-")
     if "." in plain:
         plain = plain.rstrip("0").rstrip(".")
     return plain or "0"
@@ -81,15 +84,14 @@ def number_key(number: str) -> str:
 @lru_cache(maxsize=64)
 def _numbers_in(text: str) -> frozenset[str]:
     """Every number written in a (normalised) text, in canonical form; "12%" and "12 %" both give "12"."""
-    return frozenset(number_key(m.group(1)) for m in _NUMBER_RE.finditer(text))
+    return frozenset(number_key(number) for number in _PAPER_NUMBER_RE.findall(text))
 
 
 @lru_cache(maxsize=64)
 def _refs_in(text: str) -> frozenset[tuple[str, str]]:
     """(kind, number) of every Table/Figure/Section/Equation reference in a normalised text, plus
     numbered headings ("4 experiments" at a line start: section 4; a line ending "(3)": equation 3)."""
-    refs = {(KINDS[m.group(1).rstrip(".").lower()], m.group(2)) for m in _REF_RE.finditer(text)}
-    return frozenset(refs)
+    return frozenset((KINDS[kind.rstrip(".")], number) for kind, number in _FOLDED_REF_RE.findall(text))
 
 
 @lru_cache(maxsize=64)
@@ -120,9 +122,8 @@ def specifics(review: str) -> list[Specific]:
         span = m.group(1).strip()
         if len(span.split()) >= 3:
             found.setdefault(("quote", normalise(span)), Specific("quote", span, normalise(span)))
-    for m in _ACRONYM_RE.finditer(text):
-        word = m.group(0)
-        if word not in NOT_ACRONYMS and sum(c.isupper() for c in word) >= 2:
+    for word in _WORD_RE.findall(text):
+        if not word.islower() and sum(c.isupper() for c in word) >= 2 and word not in NOT_ACRONYMS:
             found.setdefault(("term", normalise(word)), Specific("term", word, normalise(word)))
     for m in _CAPITALISED_RE.finditer(text):
         words = re.split(r"[ -]", m.group(0))
@@ -157,12 +158,19 @@ def grounding_of(item: ReviewInput) -> Values:
     from peerbench.metrics.review_format import review_content
 
     found = specifics(review_content(item.review, item.format))
-    given, whole = normalise(item.given_text), normalise(item.whole_text)
+    given = normalise(item.given_text)
+    # The cut part is what follows the given text in the whole one (a specific spanning the cut
+    # counts as not found there); normalised only if a specific is not in the given text.
+    given_len = len(item.given_text) if item.whole_text.startswith(item.given_text) else 0
+    cut_raw, cut = item.whole_text[given_len:], None
     in_given = only_cut = nowhere = 0
     for specific in found:
         if found_in(specific, item.given_text, given):
             in_given += 1
-        elif found_in(specific, item.whole_text, whole):
+            continue
+        if cut is None:
+            cut = normalise(cut_raw)
+        if cut and found_in(specific, cut_raw, cut):
             only_cut += 1
         else:
             nowhere += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from peerbench.metrics.review_format import ReviewFormat
@@ -53,6 +54,14 @@ class ReviewMeasure:
     higher_is_better: Mapping[str, bool | None] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=16)
+def _resample_index(seed: int, n: int, resamples: int):
+    """The seeded resample matrix (resamples x n): the same for every name over the same papers."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
 def _interval(rng_seed: int, columns: Sequence[Any], resamples: int, confidence: float):
     """Percentile intervals of each column's mean over the same paper resamples (paired)."""
     import numpy as np
@@ -60,9 +69,10 @@ def _interval(rng_seed: int, columns: Sequence[Any], resamples: int, confidence:
     n = len(columns[0])
     if n == 0 or resamples <= 0:
         return [None for _ in columns]
-    index = np.random.default_rng(rng_seed).integers(0, n, size=(resamples, n))
+    index = _resample_index(rng_seed, n, resamples)
     alpha = (1 - confidence) / 2
-    return [[float(q) for q in np.quantile(np.asarray(col)[index].mean(1), [alpha, 1 - alpha])] for col in columns]
+    means = np.stack([np.asarray(col, dtype=float)[index].mean(1) for col in columns])
+    return [[float(q) for q in row] for row in np.quantile(means, [alpha, 1 - alpha], axis=1).T]
 
 
 def aggregate(model: Sequence[Values], human: Sequence[Values] | None, *, resamples: int, seed: int,

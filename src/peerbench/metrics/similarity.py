@@ -38,18 +38,19 @@ def rouge_tokens(text: str) -> list[str]:
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence, bit-parallel (Allison-Dix / Hyyrö): one big-integer
-    step per token of ``a``, so about |a| steps of |b|-bit words instead of an |a| x |b| table."""
+    step per token of the shorter sequence, on words as wide as the longer one, instead of an
+    |a| x |b| table."""
+    if len(a) > len(b):
+        a, b = b, a
     masks: dict[str, int] = {}
     for position, token in enumerate(b):
         masks[token] = masks.get(token, 0) | (1 << position)
     row = 0
-    full = (1 << len(b)) - 1
     for token in a:
         match = masks.get(token, 0)
         x = match | row
-        row = x & ((x - (((row << 1) | 1))) ^ x)
-        row &= full
-    return bin(row).count("1")
+        row = x & ((x - ((row << 1) | 1)) ^ x)  # stays within x's bits: no mask needed
+    return row.bit_count()
 
 
 def rouge_l_f1(a: Sequence[str], b: Sequence[str]) -> float:
@@ -72,12 +73,29 @@ def slots(model, humans: Sequence[Any], similarity: Callable[[Any, Any], float])
     return out
 
 
+def _has_rouge() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rouge_score") is not None
+
+
 def _usable(item: ReviewInput) -> bool:
     return item.human_reviews is not None and len(item.human_reviews) >= MIN_HUMAN_REVIEWS
 
 
 def _paper_values(model, humans, similarity) -> tuple[float, float]:
-    pairs = slots(model, humans, similarity)
+    """The paper's (model, human) values: the slots' means, each pair's similarity computed once
+    (both measures are symmetric)."""
+    texts = [model, *humans]
+    known: dict[tuple[int, int], float] = {}
+
+    def once(i: int, j: int) -> float:
+        key = (min(i, j), max(i, j))
+        if key not in known:
+            known[key] = similarity(texts[key[0]], texts[key[1]])
+        return known[key]
+
+    pairs = slots(0, range(1, len(texts)), once)
     return sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs)
 
 
@@ -89,9 +107,14 @@ def load_encoder(name: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise MissingDependency("the embedding similarity needs sentence-transformers: "
-                                "pip install 'peerbench[review]'") from None
-    return SentenceTransformer(name, device="cpu")
+        raise MissingDependency("sentence-transformers (for --encoder)", "review") from None
+    try:
+        return SentenceTransformer(name, device="cpu")
+    except Exception as exc:  # a wrong name or folder, no network: one line naming the flag
+        from peerbench.errors import ConfigError
+
+        message = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"--encoder {name}: cannot load this sentence-transformers model ({message})") from None
 
 
 def _embeddings(texts: list[str], encoder: str, batch_size: int = 32):
@@ -106,12 +129,16 @@ def _both(inputs: Sequence[ReviewInput], options: Mapping[str, Any]) -> tuple[li
     usable = [i for i, item in enumerate(inputs) if _usable(item)]
     contents = {i: (review_content(inputs[i].review, inputs[i].format),
                     [review_content(h, None) for h in inputs[i].human_reviews or ()]) for i in usable}
-    for i in usable:
+    for i in usable if _has_rouge() else ():
         review, humans = contents[i]
         tokens = [rouge_tokens(text) for text in [review, *humans]]
         model_out[i]["similarity_rouge_l"], human_out[i]["similarity_rouge_l"] = _paper_values(
             tokens[0], tokens[1:], rouge_l_f1)
     encoder = options.get("encoder")
+    if usable and not encoder and not _has_rouge():
+        from peerbench.errors import MissingDependency
+
+        raise MissingDependency("rouge-score (for similarity_rouge_l)", "review")
     if encoder and usable:
         texts = [text for i in usable for text in [contents[i][0], *contents[i][1]]]
         vectors = iter(_embeddings(texts, encoder))

@@ -237,7 +237,7 @@ def plan_run(task: str | Task, backend: str | None = None, model: str | None = N
     identity = run_identity(task_obj, fingerprint, backend_obj, samples, probe, weights)
     config = _config(task_obj, fingerprint, backend_obj, dataset_args, identity, metric_names,
                      {"samples_per_paper": samples, "store_prompts": store_prompts, "probe": probe, "limit": limit,
-                      "weights": weights})
+                      "weights": weights, "data_dir": str(dataset.data_dir) if dataset.data_dir else None})
     if out is None:
         out = Path("peerbench-runs") / f"{task_obj.task}__{backend_obj.name}__{_slug(backend_obj.model)}__{identity}"
     return RunPlan(task_obj, backend_obj, dataset, dataset_args, limit, Path(out), config, metric_objects, samples,

@@ -21,6 +21,18 @@ from peerbench.reporting.comparison import PAIRED_METRICS
 
 RANK_DEFAULT = "balanced_accuracy"  # F1 rewards always-accept on a skewed set (0.914 on peerread95)
 BOARD_COLUMNS = ("f1", "accuracy", "balanced_accuracy", "mcc", "auroc", "ece", "pred_accept_rate")
+REVIEW_COLUMNS = ("structure_full", "grounding_in_given", "grounding_only_cut", "grounding_nowhere",
+                  "similarity_rouge_l", "similarity_embedding")
+
+
+def review_board(runs: list[BoardRun]) -> dict[str, Any]:
+    """The review measures' columns some run has, and the human ceiling's values (from the first run
+    that has one: the humans are the same on every run of a task)."""
+    measures = [((run.metrics.get("review") or {}).get("overall") or {}).get("measures") or {} for run in runs]
+    columns = [name for name in REVIEW_COLUMNS if any(name in m for m in measures)]
+    ceiling = {name: m[name]["human"]["value"] for m in reversed(measures) for name in columns
+               if name in m and "human" in m[name]}
+    return {"review_columns": columns, "review_ceiling": ceiling}
 SWEEP_FILE = "sweep.json"
 JUDGED_COLUMNS = (("points_model_matched", "model's points raised by a human"),
                   ("points_human_raised", "humans' points raised by the model"), ("aspect_mean", "aspects (1-5)"),
@@ -187,7 +199,11 @@ def task_board(task: str, runs: list[BoardRun], rank_by: str, resamples: int | N
     return {"task": task, "rule": rule, "description": entry["description"], "rows": rows,
             "baselines": baselines, "ceiling": ceiling, "ceiling_note": ceiling_note(entry).strip(),
             "confidence": round(reference.metrics["bootstrap"]["confidence"] * 100), "has_best": best is not None,
+<<<<<<< HEAD
             "figures": task_figures(ordered), "judged": judged_rows(ordered)}
+=======
+            "figures": task_figures(ordered), **review_board(ordered)}
+>>>>>>> i34
 
 
 def build_leaderboard(sweep_dir: str | Path, *, html: str | Path, label_rule: str | None = None,
@@ -219,9 +235,12 @@ def summary(sweep_dir: Path, tasks: list[dict[str, Any]], left_off: list[dict[st
         rows = [{"name": row["run"].name, "model": row["run"].label, "best": row["best"], "n": row["n"],
                  "complete": row["complete"], "page": row["run"].page,
                  "metrics": {k: v for k, v in row["run"].overall["metrics"].items() if k in BOARD_COLUMNS},
+                 "review": {k: v for k, v in (((row["run"].metrics.get("review") or {}).get("overall") or {})
+                                              .get("measures") or {}).items() if k in REVIEW_COLUMNS},
                  "vs_best": row["vs_best"]} for row in board["rows"]]
         out.append({"task": board["task"], "label_rule": board["rule"], "rows": rows,
-                    "baselines": board["baselines"], "human_ceiling": board["ceiling"]})
+                    "baselines": board["baselines"], "human_ceiling": board["ceiling"],
+                    "review_human_ceiling": board["review_ceiling"]})
     return {"sweep_dir": str(sweep_dir), "rank_by": rank_by, "tasks": out, "left_off": left_off}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from peerbench.errors import MissingDependency
 from peerbench.metrics.review import ReviewInput, ReviewMeasure, aggregate
 
 
@@ -35,8 +36,10 @@ def texts_of(paper: Any, truncation: Mapping[str, Any] | None) -> tuple[str, str
 
 
 def load_papers(config: Mapping[str, Any], data_dir: Any = None) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's papers by key, read from its dataset as the task selects it (from ``data_dir`` where
-    given); (None, why) where they cannot be read (no copy here and no network, an uninstalled plugin...)."""
+    """The run's papers by key, read from its dataset as the task selects it, in ``data_dir`` where
+    given, else PEERBENCH_DATA where that is set, else the run's own --data-dir where it still exists,
+    else the download cache; (None, why) where they cannot be read (no copy here and no network, an
+    uninstalled plugin...)."""
     from peerbench.errors import PeerbenchError
     from peerbench.registry import registries
 
@@ -45,8 +48,11 @@ def load_papers(config: Mapping[str, Any], data_dir: Any = None) -> tuple[dict[s
 
     dataset_info = dict(config.get("dataset") or {})
     name = dataset_info.pop("name", None)
-    key = json.dumps([name, dataset_info, data_dir, os.environ.get("PEERBENCH_DATA"),
-                      os.environ.get("PEERBENCH_HOME")], sort_keys=True, default=str)
+    if data_dir is None:
+        data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
+        data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
+    key = json.dumps([name, dataset_info, str(data_dir) if data_dir else None, os.environ.get("PEERBENCH_HOME")],
+                     sort_keys=True, default=str)
     if key in _LOADED:
         return _LOADED[key]
     try:
@@ -94,10 +100,17 @@ def review_values(answered: Sequence[dict[str, Any]], config: Mapping[str, Any],
     inputs, counts = review_inputs(rows, config, papers)
     model: dict[str, list] = {}
     human: dict[str, list | None] = {}
+    skipped: dict[str, str] = {}
     for measure in measures:
-        result = measure.measure(inputs, dict(options or {}))
+        try:
+            result = measure.measure(inputs, dict(options or {}))
+        except MissingDependency as exc:
+            if (options or {}).get("encoder") and measure.name == "similarity":
+                raise  # asked for by name: the one-line error, not a quiet gap
+            skipped[measure.name] = str(exc)  # an extra not installed: said beside the table
+            continue
         model[measure.name], human[measure.name] = result if measure.paired else (result, None)
-    return inputs, model, human, {**counts, "papers_note": note}
+    return inputs, model, human, {**counts, "papers_note": note, "skipped": skipped}
 
 
 def _group(rows: list[int], model: dict[str, list], human: dict[str, list], inputs: list[ReviewInput],

@@ -65,6 +65,7 @@ def caption(review: dict[str, Any]) -> str:
         lines.append(f"{review['n_paper_changed']} papers changed since they were answered: left out of grounding")
     if review.get("papers_note"):
         lines.append(review["papers_note"])
+    lines.extend(f"{name}: not measured: {why}" for name, why in (review.get("skipped") or {}).items())
     if not review.get("encoder"):
         lines.append("embedding similarity: not computed (report --encoder)")
     return "\n".join(lines)

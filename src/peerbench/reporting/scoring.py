@@ -359,8 +359,9 @@ def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict
 
 def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict[str, Any]], *, resamples: int,
                  seed: int, review_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """metrics.json for samples already read from a run directory, with the metrics its config names
-    (a run whose config names no review measure, one made before they existed, gets every registered one)."""
+    """metrics.json for samples already read from a run directory: the decision metrics its config
+    names, and every registered review measure (they need no request, so a run made before one
+    existed, or before its plugin was installed, is measured too)."""
     from peerbench.metrics.review import ReviewMeasure
     from peerbench.registry import registries
 
@@ -369,6 +370,6 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
         raise ConfigError(f"{run_dir}: no samples yet")
     regs = registries()
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
-    if not any(isinstance(m, ReviewMeasure) for m in metric_objects):
-        metric_objects += [e.value for e in regs.metrics.entries() if isinstance(e.value, ReviewMeasure)]
+    metric_objects = [m for m in metric_objects if not isinstance(m, ReviewMeasure)]
+    metric_objects += [e.value for e in regs.metrics.entries() if isinstance(e.value, ReviewMeasure)]
     return score_run(samples, config, metric_objects, resamples=resamples, seed=seed, review_options=review_options)
