@@ -199,11 +199,7 @@ def task_board(task: str, runs: list[BoardRun], rank_by: str, resamples: int | N
     return {"task": task, "rule": rule, "description": entry["description"], "rows": rows,
             "baselines": baselines, "ceiling": ceiling, "ceiling_note": ceiling_note(entry).strip(),
             "confidence": round(reference.metrics["bootstrap"]["confidence"] * 100), "has_best": best is not None,
-<<<<<<< HEAD
-            "figures": task_figures(ordered), "judged": judged_rows(ordered)}
-=======
-            "figures": task_figures(ordered), **review_board(ordered)}
->>>>>>> i34
+            "figures": task_figures(ordered), **review_board(ordered), "judged": judged_rows(ordered)}
 
 
 def build_leaderboard(sweep_dir: str | Path, *, html: str | Path, label_rule: str | None = None,
