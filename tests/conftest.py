@@ -23,6 +23,16 @@ def pytest_configure(config):
     sys._called_from_test = True
 
 
+def pytest_collection_modifyitems(config, items):
+    """``-m fast`` leaves out the tests marked slow, though their module is marked fast as a whole."""
+    if config.getoption("markexpr") != "fast":
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own cache dir and working dir; no user data is read or written."""

@@ -82,3 +82,12 @@ def test_an_unreachable_host_ends_the_pull_at_once_with_the_ways_around_it(tmp_p
         fetch_files(f"http://127.0.0.1:{port}/data", [f"a/{i}.json" for i in range(1, 50)], tmp_path,
                     lambda rel, content: None, progress=False)
     assert time.monotonic() - started < 30 and not any(tmp_path.rglob("*.json"))
+
+
+def test_the_progress_bar_counts_only_fetched_files_and_shows_failures_apart(peerread_server, capsys):
+    for rel in ("conll_2016/dev/reviews/25.json", "conll_2016/test/parsed_pdfs/151.pdf.json"):
+        peerread_server.missing.add(rel)
+    with pytest.raises(DataError, match=r"\(and 1 more failed files\); 4 fetched files were kept"):
+        PeerRead().pull(PeerReadArgs(venues=["conll_2016"]), progress=True)
+    bar = capsys.readouterr().err
+    assert "4/6" in bar and "2 failed" in bar and "6/6" not in bar and "100%" not in bar

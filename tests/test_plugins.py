@@ -274,6 +274,7 @@ def test_a_misspelt_register_keyword_is_the_plugins_error(inline_plugin):
     assert "descripton" in failure.error and failure.stage == "register_backends"
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_example_plugin_installed_with_pip_runs_through_the_cli(echo_site, peerread_root, isolated_home, tmp_path):
     env = cli_env(isolated_home, PYTHONPATH=str(echo_site), COLUMNS="200")
     listed = run_cli(["plugins"], env)
@@ -296,6 +297,7 @@ def write_broken_plugin(site: Path) -> None:
     (dist / "entry_points.txt").write_text("[peerbench]\nbroken = broken_plugin\n")
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_broken_plugin_leaves_the_cli_working(peerread_root, isolated_home, tmp_path):
     site = tmp_path / "site"
     write_broken_plugin(site)
@@ -355,6 +357,7 @@ def fresh_plugin_load(tmp_path, monkeypatch):
     registry.reset()
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_load_plugins_env_limits_entry_points(fresh_plugin_load, monkeypatch):
     monkeypatch.delenv("PEERBENCH_LOAD_PLUGINS", raising=False)
     assert fresh_plugin_load() == set()  # under pytest, installed plugins do not leak in
@@ -369,6 +372,7 @@ def test_load_plugins_env_limits_entry_points(fresh_plugin_load, monkeypatch):
     assert fresh_plugin_load() == {"alpha", "beta"}  # outside tests every installed plugin loads
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_load_plugins_env_limits_entry_points_on_the_command_line(echo_site, isolated_home):
     def backends(**extra):
         env = cli_env(isolated_home, PYTHONPATH=str(echo_site), COLUMNS="200", **extra)

@@ -87,6 +87,7 @@ def test_missing_replay_rows_are_failed_papers_and_reruns_stay_incomplete_with_f
     assert len(lines) == 95 + 10  # the rerun requested exactly the 10 failed papers again
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_an_edited_replay_file_is_a_new_run_never_the_old_answers(peerread_root, tmp_path, isolated_home):
     from conftest import cli_env, run_cli
 
@@ -196,6 +197,7 @@ def test_torn_last_line_is_repaired_on_resume(peerread_root, tmp_path):
     assert len(ids) == 14 == len(set(ids)) and len(result.samples) == 14
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_sigkill_mid_run_then_rerun_completes_each_paper_once(peerread_root, tmp_path, echo_site, isolated_home):
     out = tmp_path / "run"
     env = cli_env(isolated_home, PYTHONPATH=str(echo_site))
@@ -305,6 +307,7 @@ def test_probe_comparison_leaves_out_papers_without_an_answer_in_either_arm():
     assert arm["accept_rate_probed"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.slow  # seconds, not milliseconds: left out of `-m fast`
 def test_an_edited_abstract_is_refused_on_resume_and_redo_changed_requests_exactly_that_paper(peerread_root, tmp_path,
                                                                                               isolated_home):
     import shutil

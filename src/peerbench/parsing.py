@@ -1,4 +1,7 @@
-"""Review text -> decision, by one of two named parsers.
+"""Review text -> decision, by one of the named parsers.
+
+The two below read a decision line; ``aiscientist-json`` and ``aiscientist-json-overall6`` read
+the AI Scientist reviewer's JSON review (:mod:`peerbench.json_review`, which documents them).
 
 ``reference`` is the published reviewer's own filter: the card's regex
 ``I recommend this paper for (ACCEPTANCE|REJECTION)\\.?``, case-sensitive, read from the packaged
@@ -24,7 +27,8 @@ from functools import lru_cache
 from peerbench.errors import ConfigError
 from peerbench.records import Decision
 
-PARSERS: tuple[str, ...] = ("reference", "lenient")
+PARSERS: tuple[str, ...] = ("reference", "lenient", "aiscientist-json", "aiscientist-json-overall6")
+JSON_PARSERS = ("aiscientist-json", "aiscientist-json-overall6")
 DEFAULT_PARSER = "reference"
 _GAP = r"[\s*_`]+"  # white space and the markdown emphasis or code marks models put between words
 _LENIENT_RE = re.compile(rf"I{_GAP}recommend{_GAP}this{_GAP}paper{_GAP}for{_GAP}(ACCEPT(?:ANCE)?|REJECT(?:ION)?)\b\.?",
@@ -73,6 +77,10 @@ def _matches(text: str, parser: str) -> tuple[list[re.Match[str]], Decision]:
 
 def parse_decision(text: str | None, parser: str = DEFAULT_PARSER) -> Decision:
     """ACCEPT, REJECT, AMBIGUOUS or UNPARSED, by the named parser (the reference's by default)."""
+    if parser in JSON_PARSERS:
+        from peerbench import json_review
+
+        return json_review.parse_decision(text, parser)
     if not text:
         _pattern(parser)
         return Decision.UNPARSED
@@ -82,6 +90,10 @@ def parse_decision(text: str | None, parser: str = DEFAULT_PARSER) -> Decision:
 def decision_match(text: str, parser: str = DEFAULT_PARSER) -> re.Match[str] | None:
     """The match the decision was read from (its group 1 is the decision word), or None where the
     review has no usable decision (UNPARSED or AMBIGUOUS): then there is no P(accept) either."""
+    if parser in JSON_PARSERS:
+        from peerbench import json_review
+
+        return json_review.decision_match(text, parser) if text else None
     matches, decision = _matches(text, parser) if text else ([], Decision.UNPARSED)
     return matches[-1] if decision.decided else None
 

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "peerbench.backends.openai_compat",
     "peerbench.backends.replay",
     "peerbench.backends.vllm",
+    "peerbench.datasets.aiscientist",
     "peerbench.datasets.hf",
     "peerbench.datasets.jsonl",
     "peerbench.datasets.openreview",

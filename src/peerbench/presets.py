@@ -61,8 +61,24 @@ def save_preset(name: str, *, backend: str, model: str, options: dict[str, Any] 
     return path
 
 
+DEMO_PRESET = "demo-reviews"
+
+
+def demo_reviews_path() -> Path:
+    """The shipped replay file of SYNTHETIC reviews for the ``demo-synthetic`` task (beside its papers)."""
+    from peerbench.task import builtin_task_dir
+
+    return builtin_task_dir() / "demo" / "synthetic-reviews.jsonl"
+
+
 @hookimpl
 def register_models(register):
-    for name, preset in load_presets().items():
+    """The built-in demo preset (a result without network or model), then the user's presets; a
+    user's preset of the demo's name replaces it."""
+    user = load_presets()
+    if DEMO_PRESET not in user:
+        register(DEMO_PRESET, backend="replay", model=str(demo_reviews_path()), options={"p_accept_field": "p_accept"},
+                 description="SYNTHETIC reviews of the demo-synthetic task, replayed (no model runs)")
+    for name, preset in user.items():
         register(name, backend=preset["backend"], model=preset["model"], options=preset.get("options") or {},
                  backends=preset.get("backends") or {}, description=preset.get("description") or str(presets_path()))

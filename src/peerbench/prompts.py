@@ -58,14 +58,18 @@ def builtin_prompts() -> dict[str, tuple[str, str, Syntax]]:
     ``reference`` is the published reviewer's prompt, read from the packaged card (``str.format``
     with ``{title}``, ``{abstract}``, ``{body}``); ``reviewer-v1`` is peerbench's earlier prompt
     (``string.Template``), kept so that its runs stay reproducible; ``reference-rating-LO-HI`` ask
-    for the venue's overall rating too (:mod:`peerbench.ratings`).
+    for the venue's overall rating too (:mod:`peerbench.ratings`); ``aiscientist`` is the AI
+    Scientist's one-call reviewer (:mod:`peerbench.aiscientist_prompts`), whose body is the paper's
+    text as its dataset gives it (:data:`VERBATIM_PROMPTS`).
     """
+    from peerbench import aiscientist_prompts
     from peerbench.ratings import rating_prompts
     from peerbench.reference import card
 
     facts = card()
     return {"reference": (facts["system"], facts["user_template"], "format"),
-            "reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE, "dollar"), **rating_prompts()}
+            "reviewer-v1": (REVIEWER_SYSTEM_PROMPT, REVIEWER_USER_TEMPLATE, "dollar"), **rating_prompts(),
+            aiscientist_prompts.PROMPT_NAME: aiscientist_prompts.named_prompt()}
 
 
 # Without a tokenizer the body is cut to a character budget: 3.5 characters per token is on the
@@ -77,6 +81,11 @@ CHAT_TEMPLATE_MARGIN = 32
 # The choices the reference's card leaves open, named in every config.json and table.
 BODY_RULE = ("parsed sections as 'heading\\ntext' blocks joined by blank lines (missing headings left out, "
              "ACL margin line numbers removed); title and abstract from the dataset's own fields")
+# Prompts whose source sent the paper's text exactly as read from its file: their body is the
+# sections' text unchanged (no headings added, no lines dropped, nothing stripped).
+VERBATIM_PROMPTS = frozenset({"aiscientist"})
+VERBATIM_BODY_RULE = ("the paper's text as the dataset's file holds it (read as text, newlines made \\n), unchanged: "
+                      "the source sent it so")
 TRUNCATION_RULE = (f"the body's end is cut so that prompt + max_tokens + {CHAT_TEMPLATE_MARGIN} fits max_model_len, "
                    f"counted in the model's tokens where the backend can count them, else at {CHARS_PER_TOKEN} "
                    "characters per token")
@@ -84,8 +93,11 @@ TRUNCATION_RULE = (f"the body's end is cut so that prompt + max_tokens + {CHAT_T
 _LINE_NUMBER_RE = re.compile(r"^\s*\d{3}\s*$")
 
 
-def paper_body(paper: Paper) -> str:
-    """Sections as 'heading\\ntext' blocks; ACL review-copy margin numbers removed."""
+def paper_body(paper: Paper, verbatim: bool = False) -> str:
+    """Sections as 'heading\\ntext' blocks; ACL review-copy margin numbers removed. ``verbatim``:
+    the sections' texts as they are, joined by blank lines (one section: its text, byte for byte)."""
+    if verbatim:
+        return "\n\n".join(section.text for section in paper.sections)
     blocks = []
     for section in paper.sections:
         text = "\n".join(line for line in section.text.splitlines() if not _LINE_NUMBER_RE.match(line)).strip()
@@ -106,6 +118,12 @@ class PromptTemplate:
     system: str
     user: str
     syntax: Syntax = "format"
+    verbatim: bool = False  # the body is the paper's text unchanged (VERBATIM_PROMPTS)
+
+    @property
+    def body_rule(self) -> str:
+        """How the paper becomes the ``{body}`` field, in words for config.json's choices."""
+        return VERBATIM_BODY_RULE if self.verbatim else BODY_RULE
 
     @classmethod
     def resolve(cls, name: str | None = None, system: str | None = None, user: str | None = None,
@@ -120,7 +138,7 @@ class PromptTemplate:
         custom = system is not None or user is not None
         template = cls(f"{name or 'custom'}+custom" if custom and base else (name or "custom"),
                        system if system is not None else base_system, user if user is not None else base_user,
-                       syntax or base_syntax)
+                       syntax or base_syntax, verbatim=(name or DEFAULT_PROMPT) in VERBATIM_PROMPTS)
         template.check()
         return template
 
@@ -175,7 +193,7 @@ def render(paper: Paper, template: PromptTemplate, *, max_model_len: int, max_to
     room for the text at all, the paper is rendered without it and ``truncation["inserted"]`` is
     False: the probe leaves that paper out of its rates (and counts it) rather than score a paper
     that never saw the text."""
-    body = paper_body(paper)
+    body = paper_body(paper, template.verbatim)
 
     def fit(with_insert: bool) -> RenderedPrompt:
         def messages_for(kept: str) -> list[dict[str, str]]:

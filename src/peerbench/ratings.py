@@ -62,6 +62,29 @@ def scale_of(prompt: str | None) -> tuple[int, int] | None:
     return RATING_SCALES.get(prompt.removesuffix("+custom"))
 
 
+def rating_scale_for(prompt: str | None, parser: str) -> tuple[int, int] | None:
+    """The scale of the rating a run reads: a parser that reads a rating from the review's own
+    format (the AI Scientist's JSON ``Overall``, :mod:`peerbench.json_review`) has its own, else the prompt's."""
+    from peerbench.parsing import JSON_PARSERS
+
+    if parser in JSON_PARSERS:
+        from peerbench.json_review import RATING_SCALE
+
+        return RATING_SCALE
+    return scale_of(prompt)
+
+
+def read_rating(text: str | None, scale: tuple[int, int], parser: str) -> float | None:
+    """The review's rating as the task's parser reads it (see :func:`rating_scale_for`)."""
+    from peerbench.parsing import JSON_PARSERS
+
+    if parser in JSON_PARSERS:
+        from peerbench.json_review import parse_rating as json_rating
+
+        return json_rating(text)
+    return parse_rating(text, scale)
+
+
 def parse_rating(text: str | None, scale: tuple[int, int]) -> float | None:
     """The review's overall rating on ``scale``, or None where it gives no usable rating line.
 

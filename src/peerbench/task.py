@@ -40,6 +40,17 @@ class GenerationSpec(BaseModel):
     seed: int | None = None
 
 
+class CitedRow(BaseModel):
+    """A published row shown beside a run's numbers under ``label_rule``: cited from ``source``, never
+    computed from the run's data (the table says so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    label_rule: str = "decision"
+    source: str
+    metrics: dict[str, float]
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,11 +65,12 @@ class Task(BaseModel):
     system_prompt: str | None = None
     user_template: str | None = None
     template_syntax: Literal["format", "dollar"] | None = None
-    parser: Literal["reference", "lenient"] = DEFAULT_PARSER
+    parser: Literal["reference", "lenient", "aiscientist-json", "aiscientist-json-overall6"] = DEFAULT_PARSER
     max_model_len: int = Field(12288, gt=0)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     metrics: list[str] | None = None
     unparsed: Literal["wrong", "reject", "exclude"] = "wrong"
+    cited: list[CitedRow] | None = None
     source: str | None = Field(None, exclude=True)
 
     def prompt_template(self) -> PromptTemplate:
@@ -73,7 +85,8 @@ class Task(BaseModel):
     def fingerprint(self) -> str:
         """Changes whenever anything that decides the prompts or the gold labels changes."""
         template = self.prompt_template()
-        payload = {**self.model_dump(mode="json"), "resolved_prompt": [template.system, template.user, template.syntax]}
+        payload = {**self.model_dump(mode="json", exclude={"cited"}),  # a citation reaches no request
+                   "resolved_prompt": [template.system, template.user, template.syntax]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_overrides(self, **changes: Any) -> Task:

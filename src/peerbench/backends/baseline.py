@@ -1,8 +1,12 @@
 """Baselines every reviewer must beat: always-accept, always-reject, and TF-IDF + logistic
-regression trained on the task's train split under the task's own label rule."""
+regression trained on the task's train split under the task's own label rule.
+
+Their review speaks the task's parser: the decision line, or, for the AI Scientist's JSON parsers,
+a JSON review whose ``Decision`` and ``Overall`` (6 to accept, 5 to reject) carry the decision."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -11,7 +15,7 @@ from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.errors import BackendError, ConfigError
 from peerbench.hookspecs import hookimpl
 from peerbench.labels import get_label_rule
-from peerbench.parsing import decision_line
+from peerbench.parsing import JSON_PARSERS, decision_line
 from peerbench.prompts import render
 from peerbench.records import ChatRequest, Completion
 
@@ -79,8 +83,12 @@ class BaselineBackend(Backend):
         return [self._review(accept, 1.0 if accept else 0.0) for _ in requests]
 
     def _review(self, accept: bool, p_accept: float) -> Completion:
-        text = (f"## Summary\nBaseline reviewer '{self.model}'; P(accept) = {p_accept:.3f}.\n\n"
-                f"## Final Recommendation\n{decision_line(accept)}")
+        summary = f"Baseline reviewer '{self.model}'; P(accept) = {p_accept:.3f}."
+        if self.decision_parser in JSON_PARSERS:  # the AI Scientist's JSON review: Overall 6 / 5 says no more
+            review = {"Summary": summary, "Overall": 6 if accept else 5, "Decision": "Accept" if accept else "Reject"}
+            return Completion(text=f"REVIEW JSON:\n```json\n{json.dumps(review)}\n```", p_accept=p_accept,
+                              finish_reason="stop")
+        text = f"## Summary\n{summary}\n\n## Final Recommendation\n{decision_line(accept)}"
         return Completion(text=text, p_accept=p_accept, finish_reason="stop")
 
 

@@ -25,20 +25,20 @@ def cache() -> None:
 @friendly_errors
 def cache_info() -> None:
     """Entries per model, with their ages, and where the cache lives."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     store = _open_cache()
     try:
         rows = store.summary()
     finally:
         store.close()
-    table = Table(title=f"response cache: {store.path}", title_justify="left")
+    table = Table(title="response cache, per model", title_justify="left")  # the path below: a title would break it
     for column in ("model", "entries", "oldest", "newest"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for model, count, oldest, newest in rows:
         table.add_row(model or "(not recorded)", str(count), _when(oldest), _when(newest))
     console().print(table)
-    click.echo(f"{sum(row[1] for row in rows)} entries, {store.path.stat().st_size / 1e6:.1f} MB")
+    click.echo(f"{sum(row[1] for row in rows)} entries, {store.path.stat().st_size / 1e6:.1f} MB in {store.path}")
 
 
 @cache.command("clear")

@@ -59,7 +59,23 @@ def parse_backend_args(values: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that a plugin shipped in this repository adds: their absence says how to install it.
+PLUGIN_COMMANDS = {"distill": ("peerbench-distill", "pip install -e plugins/peerbench-distill (in a clone of "
+                                                    "peerbench; see docs/distill.md)")}
+
+
+class PeerbenchGroup(click.Group):
+    """click's group, except that a plugin's command, asked for without its plugin, names the install."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in PLUGIN_COMMANDS and self.get_command(ctx, name) is None:
+            plugin, install = PLUGIN_COMMANDS[name]
+            ctx.fail(f"'{name}' comes with the {plugin} plugin, which is not installed: {install}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=PeerbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="peerbench")
 def cli() -> None:
     """Evaluate AI paper reviewers on real peer-review data.

@@ -139,7 +139,7 @@ def data_info(as_json) -> None:
     """Show what each registered dataset has on disk, and the response cache."""
     import json
 
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.paths import cache_root
 
@@ -151,7 +151,7 @@ def data_info(as_json) -> None:
                               indent=2))
         return
     table = Table(title="datasets on disk", title_justify="left")
-    for column, justify in (("dataset", "left"), ("what", "left"), ("how many", "right"), ("MB", "right"),
+    for column, justify in (("dataset", "left"), ("what", "left"), ("how many", "left"), ("MB", "right"),
                             ("where", "left")):
         table.add_column(column, justify=justify, no_wrap=column != "where")
     for row in rows:
@@ -159,5 +159,5 @@ def data_info(as_json) -> None:
                       f"{row['size_bytes'] / 1e6:.1f}" if row["what"] is not None else "", row["where"] or "")
     screen = console()
     screen.print(table)
-    screen.print(f"response cache: {cache} ({cache_bytes / 1e6:.1f} MB)" if cache_bytes is not None
-                 else f"response cache: {cache} (empty)")
+    size = "empty" if cache_bytes is None else f"{cache_bytes / 1e6:.1f} MB"
+    click.echo(f"response cache: {cache} ({size})")  # not wrapped: a path broken in two cannot be copied

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from peerbench.cli.common import (cli, data_dir_option, friendly_errors,
-                                  include_path_option, resamples_option)
+                                  include_path_option, resamples_option, seed_option)
 
 
 @cli.command("serve-check")
@@ -100,3 +100,28 @@ def import_lm_eval(results_dir, out, resamples) -> None:
     for item in import_results(results_dir, out, resamples=resamples)["imported"]:
         click.echo(f"{item['task']}: {item['samples']} samples -> {item['run_dir']} (peerbench report / compare "
                    "work on it)")
+
+
+@import_group.command("aiscientist")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("-t", "--task", required=True,
+              help="aiscientist-iclr2022 (decision = the review's Decision) or aiscientist-iclr2022-overall6.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="The run directory (default: under "
+              "peerbench-runs/, named by task, file and identity).")
+@data_dir_option
+@include_path_option
+@resamples_option()
+@seed_option
+@friendly_errors
+def import_aiscientist(csv_file, task, out, data_dir, include_path, resamples, seed) -> None:
+    """One of the AI Scientist's reviewer CSVs (review_iclr_bench/llm_reviews) -> a run directory,
+    each row's review parsed by the task's parser; `report` (and its HTML page) and `compare` work on it."""
+    from peerbench.cli.run import _exit_if_incomplete
+    from peerbench.interop.aiscientist import import_reviews
+    from peerbench.reporting.tables import print_metrics
+
+    result = import_reviews(csv_file, task, out=out, data_dir=data_dir, include_paths=include_path,
+                            resamples=resamples, seed=seed)
+    print_metrics(result.metrics)
+    click.echo(f"run directory: {result.run_dir}")
+    _exit_if_incomplete(result.metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -11,7 +12,7 @@ from peerbench.cli.common import (cli, console, friendly_errors,
 
 
 def _listing(kind: str, title: str, describe: Callable[[Any], list[str]], columns: list[str]) -> None:
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.registry import registries
 
@@ -36,7 +37,7 @@ def backends() -> None:
 @friendly_errors
 def tasks(include_path) -> None:
     """List the tasks with their size and gold label rule."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.registry import registries
     from peerbench.task import tasks_from_path
@@ -44,16 +45,20 @@ def tasks(include_path) -> None:
     regs = registries()
     found = [e.value for e in regs.tasks.entries()] + [t for p in include_path for t in tasks_from_path(p)]
     table = Table(title="tasks", title_justify="left")
-    for column in ("name", "papers", "gold label", "also reported"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("description", min_width=20)
+    for column in ("name", "papers", "gold label"):
+        table.add_column(column, no_wrap=column == "name")
+    table.add_column("description")
     for task in found:
         size = None
         if task.dataset.name in regs.datasets:
             dataset = regs.datasets.get(task.dataset.name).value()
-            size = dataset.size(dataset.parse_args(task.dataset.args(), f"task {task.task}"))
-        table.add_row(task.task, "?" if size is None else str(size), task.label_rule,
-                      ", ".join(task.report_label_rules), task.description)
+            args = task.dataset.args()
+            if "base_dir" in dataset.Args.model_fields and task.source:  # as a run resolves a relative path
+                args.setdefault("base_dir", str(Path(task.source).parent))
+            size = dataset.size(dataset.parse_args(args, f"task {task.task}"))
+        also = [rule for rule in task.report_label_rules if rule != task.label_rule]
+        table.add_row(task.task, "?" if size is None else str(size),
+                      task.label_rule + (f"\nalso: {', '.join(also)}" if also else ""), task.description)
     console().print(table)
 
 
@@ -63,10 +68,19 @@ def models() -> None:
     """List model presets (from plugins and from your models.yaml)."""
     from peerbench.presets import presets_path
 
-    _listing("models", "model presets", lambda e: [e.name, e.value["backend"], e.value["model"],
-                                                  ", ".join(sorted(e.value.get("backends") or {})), e.plugin],
-             ["name", "backend", "model", "also runs on", "from"])
-    console().print(f"user presets file: {presets_path()}", highlight=False)
+    _listing("models", "model presets", _preset_row, ["name", "backend", "model", "description (from)"])
+    path = presets_path()
+    console().print(f"user presets file: {path}" + ("" if path.is_file() else " (none yet)"), highlight=False)
+    console().print("More presets: `peerbench distill register` writes one (plugin: pip install -e "
+                    "plugins/peerbench-distill), or add your own to that file as NAME: {backend: B, model: M, "
+                    "options: {...}}; an installed plugin may register some.", highlight=False)
+
+
+def _preset_row(entry: Any) -> list[str]:
+    """Four columns, so that a long model path still leaves room at 80 columns."""
+    others = ", ".join(sorted(entry.value.get("backends") or {}))
+    return [entry.name, entry.value["backend"] + (f"\nalso: {others}" if others else ""), entry.value["model"],
+            f"{entry.description}\n({entry.plugin})".strip()]
 
 
 @cli.command()
@@ -80,7 +94,7 @@ def metrics() -> None:
 @friendly_errors
 def plugins() -> None:
     """List plugins, their hooks and versions, and any that failed to load."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench import plugins as plugin_module
     from peerbench.registry import registries

@@ -59,7 +59,7 @@ def fetch_one(client: httpx.Client, url: str, rel: str, dest: Path, validate: Va
 
 
 def _fetch_first(client: httpx.Client, base_url: str, rel: str, root: Path, validate: Validator,
-                 backoff: float) -> list[FetchError]:
+                 backoff: float, mirror_env: str) -> list[FetchError]:
     """The first file alone, tried twice: a host that does not answer at all ends the pull at once
     (with no network, retrying every file would take minutes) with one line saying the ways around it."""
     try:
@@ -69,15 +69,18 @@ def _fetch_first(client: httpx.Client, base_url: str, rel: str, root: Path, vali
         if exc.transport:
             host = httpx.URL(base_url).host or base_url
             raise DataError(f"{host}: unreachable ({exc}); nothing was fetched. Point --data-dir (or "
-                            "PEERBENCH_DATA) at a copy of the files, or a mirror variable such as "
-                            "PEERBENCH_PEERREAD_URL at another host") from None
+                            f"PEERBENCH_DATA) at a copy of the files, or a mirror variable such as {mirror_env} "
+                            "at another host") from None
         return [exc]
     return []
 
 
 def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Validator, *,
-                concurrency: int = 4, progress: bool = True, description: str = "downloading") -> int:
-    """Fetch ``base_url + rel`` into ``root / rel`` for every rel not already there; returns how many were fetched."""
+                concurrency: int = 4, progress: bool = True, description: str = "downloading",
+                mirror_env: str = "PEERBENCH_PEERREAD_URL") -> int:
+    """Fetch ``base_url + rel`` into ``root / rel`` for every rel not already there; returns how many were fetched.
+
+    ``mirror_env`` is the base-URL variable the one-line error names when the host does not answer."""
     missing = [rel for rel in rels if not (root / rel).is_file()]
     if not missing:
         return 0
@@ -89,8 +92,8 @@ def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Valida
     with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True, headers=headers) as client, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
             progress_bar(description, total=len(missing), enabled=progress, unit="files") as advance:
-        errors = _fetch_first(client, base_url, missing[0], root, validate, backoff)
-        advance(1)
+        errors = _fetch_first(client, base_url, missing[0], root, validate, backoff, mirror_env)
+        advance(0 if errors else 1, failed=len(errors))  # the bar counts fetched files; failures apart
         futures = {pool.submit(fetch_one, client, base_url.rstrip("/") + "/" + rel, rel, root / rel, validate,
                                backoff=backoff): rel for rel in missing[1:]}
         for future in as_completed(futures):
@@ -98,7 +101,9 @@ def fetch_files(base_url: str, rels: Sequence[str], root: Path, validate: Valida
                 future.result()
             except FetchError as exc:
                 errors.append(exc)
-            advance(1)
+                advance(0, failed=1)
+            else:
+                advance(1)
     if errors:
         errors.sort(key=lambda e: e.rel)
         more = f" (and {len(errors) - 1} more failed files)" if len(errors) > 1 else ""

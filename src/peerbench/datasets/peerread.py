@@ -29,6 +29,9 @@ DEFAULT_LISTING_URL = "https://api.github.com/repos/allenai/PeerRead/contents"
 VENUES = ("acl_2017", "conll_2016", "iclr_2017")
 SPLITS = ("train", "dev", "test")
 MANIFEST_PATH = PEERREAD95_PATH
+LISTING_WAYS_AROUND = ("Point --data-dir (or PEERBENCH_DATA) at a copy of the files; with a mirror "
+                       "(PEERBENCH_PEERREAD_URL), set PEERBENCH_PEERREAD_LISTING_URL to a server that answers "
+                       "GitHub's contents API, or write the folder's file names as a JSON list to {listing}")
 
 Venue = Literal["acl_2017", "conll_2016", "iclr_2017"]
 Split = Literal["train", "dev", "test"]
@@ -246,8 +249,8 @@ class PeerRead(Dataset):
                 response.raise_for_status()
                 names = [item["name"] for item in response.json() if item.get("type", "file") == "file"]
             except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
-                raise DataError(f"{url}: cannot list PeerRead's {venue}/{split} files "
-                                f"({type(exc).__name__}: {exc})") from None
+                raise DataError(f"{url}: cannot list PeerRead's {venue}/{split} files ({type(exc).__name__}: "
+                                f"{exc}). {LISTING_WAYS_AROUND.format(listing=cached)}") from None
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(sorted(names)))
         names = json.loads(cached.read_text())

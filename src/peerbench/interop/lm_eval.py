@@ -35,8 +35,14 @@ def export_task(task_name: str, out: str | Path, *, data_dir: str | Path | None 
                 name: str | None = None) -> Path:
     from peerbench.interop import exported_selection
     from peerbench.pipeline.store import stable_hash
+    from peerbench.parsing import JSON_PARSERS
     from peerbench.prompts import render
+    from peerbench.task import load_task
 
+    parser = load_task(task_name, include_paths).parser
+    if parser in JSON_PARSERS:  # the exported utils.py carries only the decision-line parsers
+        raise ConfigError(f"--task {task_name}: parser {parser!r} reads a JSON review, which an exported lm-eval task "
+                          "cannot; score lm-eval's outputs with peerbench run --backend replay instead")
     plan, papers, rules = exported_selection(task_name, data_dir=data_dir, include_paths=include_paths,
                                              max_model_len=max_model_len, limit=limit)
     task = plan.task

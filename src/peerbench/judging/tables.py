@@ -20,7 +20,7 @@ def _cell(entry: dict[str, Any] | None) -> str:
 
 
 def _table(title: str, rows: tuple[tuple[str, str], ...], measures: dict[str, Any], human_column: str) -> Any:
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     table = Table(title=title, title_justify="left")
     for column in ("figure", "n", "model", human_column, "model - human"):
@@ -109,7 +109,7 @@ def judge_sections(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render_judge_comparison(judged: dict[str, Any]) -> list[Any]:
     """compare's judge part: for each judge that judged every run, B minus A per figure."""
-    from rich.table import Table
+    from peerbench.reporting.fit import Table
 
     from peerbench.reporting.tables import fmt_ci
 

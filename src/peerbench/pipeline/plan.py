@@ -19,7 +19,7 @@ from peerbench.backends import Backend, create_backend
 from peerbench.errors import ConfigError
 from peerbench.labels import get_label_rule
 from peerbench.pipeline.store import stable_hash
-from peerbench.prompts import BODY_RULE, TRUNCATION_RULE
+from peerbench.prompts import TRUNCATION_RULE
 from peerbench.task import Task, load_task
 
 RECORDED_PACKAGES = ("peerbench", "numpy", "scikit-learn", "pydantic", "httpx", "torch", "transformers", "vllm",
@@ -123,7 +123,7 @@ def choices_of(task: Task) -> dict[str, Any]:
     """The choices that decide a number but that the reference's card does not state, by name."""
     template = task.prompt_template()
     return {"prompt": template.name, "template_syntax": template.syntax, "parser": task.parser,
-            "unparsed": task.unparsed, "body": BODY_RULE, "truncation": TRUNCATION_RULE}
+            "unparsed": task.unparsed, "body": template.body_rule, "truncation": TRUNCATION_RULE}
 
 
 def _task_with_overrides(task: str | Task, include_paths: Sequence[str | Path], max_model_len: int | None,

@@ -14,7 +14,7 @@ from peerbench.labels import LabelRule
 from peerbench.parsing import decision_match, parse_decision
 from peerbench.pipeline.store import stable_hash
 from peerbench.prompts import BodyInsert, RenderedPrompt, TokenCounter, render
-from peerbench.ratings import parse_rating, scale_of
+from peerbench.ratings import rating_scale_for, read_rating
 from peerbench.records import ChatRequest, Completion, Decision, Paper, Sample
 from peerbench.task import Task
 
@@ -41,7 +41,7 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
     """Render every prompt once (token-aware when the backend counts) and key each request for the cache:
     the key is the request as sent (backend identity, local weights, generation settings, messages)."""
     template = task.prompt_template()
-    rating_scale = scale_of(template.name)
+    rating_scale = rating_scale_for(template.name, task.parser)
     generation = task.generation_config()
     described = {**backend.identity(), "weights": weights} if weights else backend.identity()
     items = []
@@ -85,7 +85,7 @@ def build_sample(item: Item, completion: Completion, latency: float, cached: boo
         latency_s=round(latency, 6), cached=cached, extra=dict(completion.extra or {}),
         messages=item.request.messages if store_prompt else None, paper_hash=item.paper_hash,
         recommendations=list(paper.recommendations) or None, rating_scale=list(scale) if scale else None,
-        rating=parse_rating(own_text, scale) if scale and not completion.error else None,
+        rating=read_rating(own_text, scale, parser) if scale and not completion.error else None,
         echo=_echo_record(echo, completion.text, decision, parser))
 
 

@@ -82,7 +82,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             metrics=metrics, config=config, run_dir=str(run_dir), rule=rule, entry=entry,
             confidence=int(round(metrics["bootstrap"]["confidence"] * 100)),
             overall_rows=[(name, overall[name]) for name in SHOWN if name in overall],
-            baselines=entry.get("baselines", {}), per_venue=entry.get("per_venue", {}),
+            baselines=entry.get("baselines", {}), cited=entry.get("cited", {}), per_venue=entry.get("per_venue", {}),
             venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
             figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
             fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics),

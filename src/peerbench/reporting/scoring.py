@@ -269,6 +269,7 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
     metrics.update(summary_of(samples))
     metrics["task"], metrics["backend"], metrics["model"] = config["task"], config["backend"], config["model"]
     metrics["choices"] = config.get("choices")
+    add_cited(metrics, (config.get("task_definition") or {}).get("cited") or [])
     return metrics
 
 
@@ -278,6 +279,15 @@ def echo_counts(samples: Sequence[dict[str, Any]]) -> dict[str, int]:
     echoed = [s for s in samples if s.get("echo")]
     return {"reviews": len(echoed),
             "read_otherwise": sum(1 for s in echoed if s["echo"].get("whole_text_decision") != s.get("decision"))}
+
+
+def add_cited(metrics: dict[str, Any], cited: Sequence[dict[str, Any]]) -> None:
+    """The task's cited rows (published figures, not computed from these data) beside the label
+    rule they were published under, apart from the baselines computed here."""
+    for row in cited:
+        entry = metrics["label_rules"].get(row["label_rule"])
+        if entry and entry.get("overall"):
+            entry.setdefault("cited", {})[row["name"]] = {"source": row["source"], "metrics": dict(row["metrics"])}
 
 
 def summary_of(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console, Group
-from rich.table import Table
+from peerbench.reporting.fit import Table  # fitted to the console's width
 from rich.text import Text
 
 SHOWN = ("f1", "accuracy", "precision", "recall", "specificity", "balanced_accuracy", "mcc",
@@ -33,27 +33,37 @@ def rule_table(metrics: dict[str, Any], rule: str, entry: dict[str, Any]) -> Tab
     source = metrics.get("p_accept_source")  # which logprobs (or samples) the P-based rows rest on
     table = Table(title=title, caption=entry["description"] + (f"\nP(accept) from {source}" if source else "")
                   + ceiling_note(entry) + (f"\nrating metrics {overall['rating_note']}" if overall.get("rating_note")
-                                           else ""), title_justify="left")
+                                           else "") + cited_note(entry), title_justify="left")
     table.add_column("metric", no_wrap=True, min_width=18)
     table.add_column("value", justify="right")
     table.add_column(f"{confidence}% CI", justify="right")
     baselines = entry.get("baselines", {})
     for name in baselines:
         table.add_column(name, justify="right", style="dim")
+    cited = {name: row["metrics"] for name, row in (entry.get("cited") or {}).items()}
+    for name in cited:
+        table.add_column(name, justify="right", style="italic")
     proba = {"auroc", "average_precision", "brier", "ece"}
     n_with_p = overall.get("n_with_p_accept")
     with_p = f" (n={n_with_p} with P)" if n_with_p == overall["n"] else f" (ONLY {n_with_p} of {overall['n']} with P)"
     n_rated, n_model_rated = overall.get("n_with_rating"), overall.get("n_model_rated")
     with_rating = "" if n_rated is None else f" (n={n_rated} rated)"
     for name in SHOWN:
-        if name not in overall["metrics"] and not any(name in b for b in baselines.values()):
+        if name not in overall["metrics"] and not any(name in b for b in [*baselines.values(), *cited.values()]):
             continue
         m = overall["metrics"].get(name) or {"value": None, "ci": None}
         suffix = (with_p if name in proba else f" (n={n_model_rated} rated)" if name == "rating_auroc" and n_model_rated
                   is not None else with_rating if name.startswith("rating_") else "")
         table.add_row(name + suffix, fmt_value(m["value"]), fmt_ci(m["ci"]),
-                      *(fmt_value(b.get(name)) for b in baselines.values()))
+                      *(fmt_value(b.get(name)) for b in baselines.values()),
+                      *(fmt_value(c.get(name)) for c in cited.values()))
     return table
+
+
+def cited_note(entry: dict[str, Any]) -> str:
+    """Where each cited column comes from: published figures, not computed from these data."""
+    return "".join(f"\n{name}: published figures, not computed from these data ({row['source']})"
+                   for name, row in (entry.get("cited") or {}).items())
 
 
 def ceiling_note(entry: dict[str, Any]) -> str:
@@ -112,8 +122,9 @@ def echo_line(metrics: dict[str, Any]) -> str:
     """How many reviews copied their prompt back, and for how many the copied words would have
     changed the decision had they been read as the model's own."""
     echoes = metrics.get("echoes") or {}
-    return (f"echoes (50+ words copied from the prompt, never read for the decision): {echoes.get('reviews', 0)} "
-            f"reviews, {echoes.get('read_otherwise', 0)} of them decided otherwise if the copy were read")
+    found = (f"{echoes['reviews']} reviews, {echoes.get('read_otherwise', 0)} of which the copy would decide "
+             "otherwise") if echoes.get("reviews") else "none"
+    return f"echoes (50+ words of the prompt copied back; never read for a decision): {found}"
 
 
 def summary_text(metrics: dict[str, Any]) -> Text:
