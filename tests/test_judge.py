@@ -357,3 +357,16 @@ def test_a_judgement_killed_with_sigkill_resumes_and_asks_only_what_it_lacks(rep
                                  capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert len(server.bodies) - before == 36 - len(kept)  # every stored answer kept; only the rest asked
+
+
+def test_a_judge_whose_first_requests_all_fail_stops_and_a_replay_cannot_judge(replay_run, tmp_path):
+    run_dir, root = replay_run
+    with OpenAIChatServer("judge-model", reply=judge_reply, script=lambda title, attempt: "500") as server:
+        result = invoke(judge_args(run_dir, root, server, "--rubric", "aspects", "--concurrency", "1"), env=ENV)
+        assert result.exit_code == 2 and "every judge request failed so far (8)" in result.stderr
+        assert len(server.bodies) == 8
+    metrics = json.loads(next((run_dir / "judgements").glob("*/metrics.json")).read_text())
+    assert not metrics["complete"] and metrics["n_complete_papers"] == 0
+    replayed = invoke(["judge", str(run_dir), "--backend", "replay", "--model", str(tmp_path / "replay.jsonl"),
+                       "--data-dir", str(root), "-q"])
+    assert replayed.exit_code == 2 and "--backend replay: cannot judge" in replayed.stderr

@@ -190,20 +190,54 @@ def run_papers(config: dict[str, Any], data_dir: str | Path | None) -> dict[str,
     return papers
 
 
+class AnswerSink:
+    """Where each judge answer goes as it lands: the answers log and the response cache, or the
+    failures. A judgement whose first requests all fail stops (a broken server), keeping them."""
+
+    def __init__(self, jdir: JudgementDir, answers: dict[str, dict[str, Any]], recorder: Any, model: str,
+                 stop_after: int | None):
+        self.jdir, self.answers, self.recorder, self.model, self.stop_after = jdir, answers, recorder, model, stop_after
+        self.failed: dict[str, str] = {}
+        self.successes = 0
+
+    def take(self, item: Any, completion: Any, latency: float, cached: bool) -> None:
+        from peerbench.errors import BackendError
+        from peerbench.pipeline.execute import as_failure_if_empty
+
+        completion = as_failure_if_empty(completion)
+        if completion.error:
+            self.failed[item.key] = completion.error
+            if self.stop_after is not None and not self.successes and len(self.failed) >= self.stop_after:
+                raise BackendError(f"every judge request failed so far ({len(self.failed)}); first error: "
+                                   f"{next(iter(self.failed.values()))}")
+            return
+        self.successes += 1
+        self.answers[item.key] = {"key": item.key, "kind": item.kind, "text": completion.text, "cached": cached,
+                                  "latency_s": round(latency, 6)}
+        self.jdir.append_answer(self.answers[item.key])
+        self.recorder.cache_answer(item.key, completion, cached, self.model)
+
+
 async def generate(plan: JudgePlan, todo: list[Judged], jdir: JudgementDir, answers: dict[str, dict[str, Any]],
                    *, concurrency: int | None, use_cache: bool, progress: bool) -> dict[str, str]:
     """Ask what the answers lack, step by step; write each paper's line as its last answer lands.
     Returns the failed requests (key -> error)."""
     from peerbench.paths import cache_root
     from peerbench.pipeline.dispatch import dispatch, split_cached
-    from peerbench.pipeline.execute import as_failure_if_empty
+    from peerbench.pipeline.execute import EARLY_STOP_FAILURES
     from peerbench.pipeline.store import SampleRecorder, open_cache
     from peerbench.progress import progress_bar
 
-    backend, failed = plan.backend, {}
-    await backend.setup(None)  # a judge has no task: no context length to check, no papers to match
+    backend = plan.backend
+    try:
+        await backend.setup(None)  # a judge has no task: no context length to check, no papers to match
+    except (AttributeError, TypeError):  # a backend that answers from a task's papers (replay, baselines)
+        raise ConfigError(f"--backend {backend.name}: cannot judge: it answers a task's papers, not a "
+                          "judge's requests; pick a backend that serves a model") from None
     cache = open_cache(cache_root() / "responses.sqlite") if (use_cache and backend.cacheable) else None
     recorder = SampleRecorder(jdir, cache, papers=len(todo), early_stop=None)
+    sink = AnswerSink(jdir, answers, recorder, f"{backend.name}:{backend.model}",
+                      None if answers else EARLY_STOP_FAILURES)
     written: set[str] = set()
     try:
         for step in ("first_step", "second_step"):
@@ -214,38 +248,30 @@ async def generate(plan: JudgePlan, todo: list[Judged], jdir: JudgementDir, answ
 
             def finish_ready() -> None:
                 for judged in todo:
-                    key = judged.work.key
-                    if last and key not in written and not waiting[key]:
-                        write_line(jdir, judged, failed)
-                        written.add(key)
+                    if last and judged.work.key not in written and not waiting[judged.work.key]:
+                        write_line(jdir, judged, sink.failed)
+                        written.add(judged.work.key)
 
             with progress_bar(f"judge · {step.replace('_', ' ')}", total=len(pending), enabled=progress,
                               unit="requests") as advance:
                 def on_result(item, completion, latency, cached) -> None:
-                    completion = as_failure_if_empty(completion)
                     advance(1)
-                    if completion.error:
-                        failed[item.key] = completion.error
-                    else:
-                        answers[item.key] = {"key": item.key, "kind": item.kind, "text": completion.text,
-                                             "cached": cached, "latency_s": round(latency, 6)}
-                        jdir.append_answer(answers[item.key])
-                        recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
+                    sink.take(item, completion, latency, cached)
                     for paper_waiting in waiting.values():
                         paper_waiting.discard(item.key)
                     finish_ready()
 
                 finish_ready()
-                left = split_cached(pending, recorder.cache, on_result)
-                await dispatch(backend, left, concurrency=concurrency, on_result=on_result)
+                await dispatch(backend, split_cached(pending, recorder.cache, on_result), concurrency=concurrency,
+                               on_result=on_result)
         for judged in todo:
             if judged.work.key not in written:
-                write_line(jdir, judged, failed)
+                write_line(jdir, judged, sink.failed)
     finally:
         if recorder.cache is not None:
             recorder.cache.close()
         await backend.aclose()
-    return failed
+    return sink.failed
 
 
 def write_line(jdir: JudgementDir, judged: Judged, failed: dict[str, str]) -> dict[str, Any]:
@@ -280,14 +306,16 @@ def judge(run_dir: str | Path, backend: str | None = None, model: str | None = N
         stored = {row["id"]: row for row in jdir.read_lines("samples.jsonl")}
         judged = [Judged(work, plan.maker, plan.rubric, answers) for work in works]
         todo = [j for j in judged if not _done(stored.get(j.work.key), j.work)]
-        if todo:
-            asyncio.run(generate(plan, todo, jdir, answers, concurrency=concurrency, use_cache=use_cache,
-                                 progress=progress))
-        stored = {row["id"]: row for row in jdir.read_lines("samples.jsonl")}
-        lines = [stored[w.key] for w in works if w.key in stored]
-        metrics = judge_metrics(lines, plan.config, {**counts, "run_task": run_config.get("task")},
-                                resamples=resamples, seed=seed)
-        jdir.write_metrics(metrics)
+        try:
+            if todo:
+                asyncio.run(generate(plan, todo, jdir, answers, concurrency=concurrency, use_cache=use_cache,
+                                     progress=progress))
+        finally:  # a judgement stopped by a broken server still scores what it has: metrics.json is never stale
+            stored = {row["id"]: row for row in jdir.read_lines("samples.jsonl")}
+            lines = [stored[w.key] for w in works if w.key in stored]
+            metrics = judge_metrics(lines, plan.config, {**counts, "run_task": run_config.get("task")},
+                                    resamples=resamples, seed=seed)
+            jdir.write_metrics(metrics)
     return JudgeResult(plan.judge_dir, metrics, lines, plan.config)
 
 
