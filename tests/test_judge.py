@@ -370,3 +370,15 @@ def test_a_judge_whose_first_requests_all_fail_stops_and_a_replay_cannot_judge(r
     replayed = invoke(["judge", str(run_dir), "--backend", "replay", "--model", str(tmp_path / "replay.jsonl"),
                        "--data-dir", str(root), "-q"])
     assert replayed.exit_code == 2 and "--backend replay: cannot judge" in replayed.stderr
+
+
+@pytest.mark.fast
+def test_a_bad_judge_setting_is_refused_before_any_request(replay_run):
+    import peerbench
+
+    run_dir, root = replay_run
+    with pytest.raises(peerbench.ConfigError, match=r"^judge generation.top_p: "):
+        peerbench.judge(run_dir, "openai", "m", generation={"top_p": 7}, data_dir=root)
+    with pytest.raises(peerbench.ConfigError, match=r"^--rubric: one of points, aspects, all"):
+        peerbench.judge(run_dir, "openai", "m", rubric="vibes", data_dir=root)
+    assert not (run_dir / "judgements").exists()

@@ -111,6 +111,21 @@ def judge_identity(backend: Any, generation: dict[str, Any], rubric: str, max_po
                         "paper_chars": paper_chars, "agreement": agreement})[:10]
 
 
+def judge_generation(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The judge's generation settings (its defaults, then the overrides), validated like a task's."""
+    from pydantic import ValidationError
+
+    from peerbench.errors import first_problem
+    from peerbench.task import GenerationSpec
+
+    settings = {**DEFAULT_GENERATION, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        return GenerationSpec(**settings).model_dump()
+    except ValidationError as exc:
+        field, message, _ = first_problem(exc)
+        raise ConfigError(f"judge generation.{field}: {message}") from None
+
+
 def plan_judge(run_dir: str | Path, backend: str | None = None, model: str | None = None, *,
                backend_options: dict[str, Any] | None = None, rubric: str = "all", max_points: int = 10,
                paper_chars: int = 40000, agreement: int = 10, generation: dict[str, Any] | None = None,
@@ -130,8 +145,7 @@ def plan_judge(run_dir: str | Path, backend: str | None = None, model: str | Non
                              ("--agreement", agreement, 0)):
         if value < low:
             raise ConfigError(f"{name}: must be at least {low}, got {value}")
-    settings = {**DEFAULT_GENERATION, **{k: v for k, v in (generation or {}).items() if v is not None}}
-    GenerationConfig(**settings)
+    settings = judge_generation(generation)
     backend_name, model, options = resolve_model(backend, model, dict(backend_options or {}))
     backend_obj = create_backend(backend_name, model, options)
     identity = judge_identity(backend_obj, settings, rubric, max_points, paper_chars, agreement)
