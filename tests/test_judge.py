@@ -382,3 +382,15 @@ def test_a_bad_judge_setting_is_refused_before_any_request(replay_run):
     with pytest.raises(peerbench.ConfigError, match=r"^--rubric: one of points, aspects, all"):
         peerbench.judge(run_dir, "openai", "m", rubric="vibes", data_dir=root)
     assert not (run_dir / "judgements").exists()
+
+
+def test_an_in_process_judge_whose_answers_are_no_json_grades_nothing(replay_run, tiny_model_dir):
+    run_dir, root = replay_run  # the hf backend: batches, no harness retries, set up without a task
+    result = invoke(["judge", str(run_dir), "--backend", "hf", "--model", str(tiny_model_dir), "--rubric", "aspects",
+                     "--limit", "1", "--agreement", "0", "--max-tokens", "4", "--data-dir", str(root), "-q", "--json"],
+                    env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert (metrics["n_requests"], metrics["parse_failures"]["count"], metrics["complete"]) == (3, 3, True)
+    assert metrics["aspects"]["n_papers"] == 1 and metrics["aspects"]["measures"].get("aspect_mean") is None
+    assert metrics["aspects"]["measures"]["length_words"]["n"] == 1  # the review's length stands, its grades do not
