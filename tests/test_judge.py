@@ -172,6 +172,10 @@ def test_hit_rates_ceiling_shuffle_aspects_and_the_judges_own_checks_by_hand(rep
     assert "judge answers that could not be read: 1 of 36 requests" in shown.output
     for figure in ("0.722", "0.444", "0.667", "2.000", "2.750"):  # 13/18, 4/9, the ceiling 2/3, the aspects
         assert figure in shown.output
+    from test_narrow_tables import assert_readable_at_80
+
+    narrow = assert_readable_at_80(["report", str(run_dir)])  # every judged figure printed whole at 80 columns
+    assert "judged aspects (1-5)" in narrow
 
 
 def test_a_judge_that_matches_topics_is_flagged_by_the_shuffle_control(replay_run):
