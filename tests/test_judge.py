@@ -398,3 +398,22 @@ def test_an_in_process_judge_whose_answers_are_no_json_grades_nothing(replay_run
     assert (metrics["n_requests"], metrics["parse_failures"]["count"], metrics["complete"]) == (3, 3, True)
     assert metrics["aspects"]["n_papers"] == 1 and metrics["aspects"]["measures"].get("aspect_mean") is None
     assert metrics["aspects"]["measures"]["length_words"]["n"] == 1  # the review's length stands, its grades do not
+
+
+def test_a_failed_point_list_leaves_the_matches_on_it_to_the_rerun(replay_run):
+    run_dir, root = replay_run
+    # one request at a time: the 5th extraction to arrive is 902's first human review (901's three come first)
+    script = lambda title, attempt: "500" if title.startswith("Below is a peer review") and attempt == 5 else None  # noqa: E731
+    with OpenAIChatServer("judge-model", reply=judge_reply, script=script) as server:
+        args = judge_args(run_dir, root, server, "--limit", "3", "--rubric", "points", "--concurrency", "1")
+        first = invoke(args, env=ENV)
+        assert first.exit_code == 3, first.output
+        # 9 point lists (1 failed); then 901: 2 + 1 + 1 shuffled (902's second human only), 902: 1 + 0 + 2, 903: 5
+        assert len(server.bodies) == 9 + 4 + 3 + 5
+        again = invoke(args, env=ENV)
+        assert again.exit_code == 0, again.output
+        # the failed list, then what stands on it: 902's model vs it, 902's human pair, 901's shuffle against it
+        assert len(server.bodies) == 21 + 4
+    metrics = json.loads(next((run_dir / "judgements").glob("*/metrics.json")).read_text())
+    assert metrics["points"]["measures"]["points_model_matched"]["value"] == pytest.approx(13 / 18)
+    assert metrics["complete"] and metrics["points"]["shuffle"]["points_model_matched_shuffled"]["n"] == 3

@@ -292,10 +292,10 @@ def write_line(jdir: JudgementDir, judged: Judged, failed: dict[str, str]) -> di
     from peerbench.errors import scrub
 
     line = judged.line()
-    items = judged.first_step() + judged.second_step()
-    line["requests"] = len(items)
-    line["failed"] = [{"kind": i.kind, "error": scrub(failed[i.key])} for i in items if i.key in failed]
-    line["complete"] = all(i.key in judged.answers for i in items)
+    own = judged.first_step() + judged.second_step()
+    line["requests"] = len(own)
+    line["failed"] = [{"kind": i.kind, "error": scrub(failed[i.key])} for i in own if i.key in failed]
+    line["complete"] = all(i.key in judged.answers for i in judged.needed())
     jdir.append(line)
     return line
 

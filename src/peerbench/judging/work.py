@@ -79,6 +79,14 @@ class Judged:
             pairs += [(model, self._points(h)) for h in self.work.partner.humans]
         return [self.maker.match(a, b) for a, b in pairs if a and b]
 
+    def needed(self) -> list[JudgeItem]:
+        """Every request the paper's line stands on: its own, and the other paper's point lists that
+        its shuffle control matches against (a line is complete only once all are answered)."""
+        borrowed = []
+        if "points" in self.rubric and self.work.partner is not None:
+            borrowed = [self.maker.extract(h) for h in self.work.partner.humans]
+        return self.first_step() + self.second_step() + borrowed
+
     # ---- reading the answers
 
     def _answer(self, item: JudgeItem) -> str | None:
