@@ -23,3 +23,17 @@ def review_numbers(reviews: Sequence[dict[str, Any]], text_key: str = "comments"
     numbers = numbers or {"recommendation": "RECOMMENDATION", "confidence": "REVIEWER_CONFIDENCE"}
     return [{name: _number(review.get(field)) for name, field in numbers.items()} for review in reviews
             if isinstance(review.get(text_key), str) and review[text_key].strip()]
+
+
+def openreview_numbers(note: dict[str, Any], shape: Any) -> list[dict[str, float | None]]:
+    """The rating and confidence of each official review that ``review_texts`` keeps (the same
+    replies, in the same order: each reply is put through it alone)."""
+    from peerbench.datasets.openreview_fields import content_value, rating_of, review_texts
+
+    out = []
+    for reply in (note.get("details") or {}).get("directReplies") or []:
+        if review_texts({"details": {"directReplies": [reply]}}, shape):
+            content = reply.get("content") or {}
+            out.append({"recommendation": rating_of(content_value(content.get(shape.rating_field))),
+                        "confidence": rating_of(content_value(content.get("confidence")))})
+    return out
