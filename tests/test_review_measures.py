@@ -44,6 +44,10 @@ def test_a_plugin_template_brings_its_own_sections_and_a_json_form_its_fields():
     values = structure_of(ReviewInput("x", "v", review, fmt))
     assert values["structure_sections"] == 3 / 4  # Questions is empty
     assert (values["structure_one_decision"], values["structure_bullets"], values["structure_full"]) == (1, 0, 0)
+    no_decision = format_of_template("", form.replace('- "Decision": Accept or Reject.\n', "") + "{body}")
+    review = '{"Summary": "s", "Strengths": ["a"], "Questions": ["q?"]}'
+    values = structure_of(ReviewInput("x", "v", review, no_decision))
+    assert (values["structure_one_decision"], values["structure_full"]) == (None, 1)
 
 
 # ---------------------------------------------------------------- grounding's matching rules
@@ -229,6 +233,10 @@ def test_an_exact_run_scores_structure_grounding_and_similarity_by_hand(exact_ru
     assert cut["902"] > len(LONG_TAIL) and cut["901"] == cut["903"] == 0  # the premise: 88.4 was cut away
     assert all(LEAK not in json.dumps(s) for s in samples)  # no human review text stored with a sample
     check_exact(metrics["review"])
+    each = metrics["review"]["per_review"]
+    assert [each[f"acl_2017/dev/{k}"].get("grounding_only_cut") for k in HUMANS] == [0.0, 1.0, 0.0, None]
+    assert [each[f"acl_2017/dev/{k}"]["structure_sections"] for k in HUMANS] == [
+        round(5 / 7, 6), 1.0, 1.0, round(2 / 7, 6)]
 
 
 def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_request(exact_run, monkeypatch):
@@ -245,9 +253,13 @@ def test_a_run_made_before_review_measures_is_rescored_by_report_without_a_reque
     result = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     check_exact(json.loads(result.output)["review"])
-    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir)])
+    shown = CliRunner().invoke(build_cli(), ["report", str(run_dir), "--html", str(run_dir / "page.html")])
     assert "4 of 4 papers with two or more human reviews" in shown.output
     assert "contamination" in shown.output and "ungrounded" in shown.output
+    page = (run_dir / "page.html").read_text()
+    rouge = json.loads(result.output)["review"]["overall"]["measures"]["similarity_rouge_l"]
+    assert 'id="review-measures"' in page and "4 of 4 papers with two or more human reviews" in page
+    assert f'{rouge["value"]:.3f}' in page and f'{rouge["human"]["value"]:.3f}' in page
 
 
 def test_without_the_papers_grounding_and_similarity_are_left_out_and_the_reason_said(exact_run):

@@ -29,7 +29,7 @@ def register_tasks(register):
 
 @hookspec
 def register_metrics(register):
-    """Register metrics: ``register(metric)``, a ``peerbench.Metric``."""
+    """Register metrics: ``register(metric)``, a ``peerbench.Metric`` or a ``peerbench.ReviewMeasure``."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from peerbench.metrics.similarity import DEFAULT_ENCODER
+from peerbench.metrics import DEFAULT_ENCODER
 
 from peerbench.cli.common import (
     INCOMPLETE_EXIT_CODE,
@@ -21,6 +21,12 @@ from peerbench.cli.common import (
 )
 
 
+encoder_option = click.option(
+    "--encoder", is_flag=False, flag_value=DEFAULT_ENCODER, default=None, metavar="[MODEL]",
+    help=f"Also measure embedding similarity to the human reviews with this sentence-transformers model (a hub "
+         f"name or a local folder; alone: {DEFAULT_ENCODER}).")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--html", "html_path", type=click.Path(), default=None,
@@ -29,9 +35,7 @@ from peerbench.cli.common import (
 @click.option("--label-rule", default=None, help="Gold label rule for the page (default: the task's).")
 @click.option("--rank-by", default="balanced_accuracy", show_default=True,
               help="A sweep's leaderboard: the metric that picks each task's best model.")
-@click.option("--encoder", is_flag=False, flag_value=DEFAULT_ENCODER, default=None, metavar="[MODEL]",
-              help=f"Also measure embedding similarity to the human reviews with this sentence-transformers "
-                   f"model (a hub name or a local folder; alone: {DEFAULT_ENCODER}).")
+@encoder_option
 @resamples_option(the_runs_own=True)
 @runs_seed_option
 @json_option("the metrics")
@@ -88,15 +92,17 @@ def _leaderboard(sweep_dir, html_path, png_dir, label_rule, rank_by, resamples, 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--label-rule", default=None, help="Gold label rule (default: the first run's).")
+@encoder_option
 @resamples_option(minimum=1, the_runs_own=True)
 @runs_seed_option
 @json_option("the comparison")
 @friendly_errors
-def compare(run_dirs, label_rule, resamples, seed, as_json) -> None:
+def compare(run_dirs, label_rule, encoder, resamples, seed, as_json) -> None:
     """Compare runs of one task: metrics side by side, paired bootstrap, McNemar, kappa, disagreements."""
     from peerbench.reporting.comparison import compare as compare_runs
 
-    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed)
+    result = compare_runs(run_dirs, label_rule=label_rule, resamples=resamples, seed=seed,
+                          review_options={"encoder": encoder})
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
         return

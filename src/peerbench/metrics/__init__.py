@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Array = Any  # numpy.ndarray; numpy is imported only where metrics are computed
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # the review measures' sentence encoder (--encoder)
 
 
 @dataclass(frozen=True)

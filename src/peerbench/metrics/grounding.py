@@ -110,7 +110,8 @@ def specifics(review: str) -> list[Specific]:
     in_refs = {i for m in refs for i in range(m.start(), m.end())}
     for m in refs:
         kind = KINDS[m.group(1).rstrip(".").lower()]
-        found.setdefault(("reference", f"{kind} {m.group(2)}"), Specific("reference", m.group(0), f"{kind} {m.group(2)}"))
+        key = f"{kind} {m.group(2)}"
+        found.setdefault(("reference", key), Specific("reference", m.group(0), key))
     for m in _NUMBER_RE.finditer(text):
         if m.start() in in_refs:
             continue

@@ -25,7 +25,7 @@ from peerbench.hookspecs import hookimpl
 from peerbench.metrics.review import ReviewInput, ReviewMeasure, Values
 from peerbench.metrics.review_format import review_content
 
-DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+from peerbench.metrics import DEFAULT_ENCODER  # noqa: F401  (documented here, defined where the CLI reads it)
 MIN_HUMAN_REVIEWS = 2
 
 

@@ -46,7 +46,7 @@ def _markdown(review: str, fmt: ReviewFormat) -> tuple[dict[str, bool], bool, bo
     return filled, in_order, bullets
 
 
-def _json(review: str, fmt: ReviewFormat) -> tuple[dict[str, bool], bool, bool | None, int]:
+def _json(review: str, fmt: ReviewFormat) -> tuple[dict[str, bool], bool, bool | None, int | None]:
     data = json_review(review) or {}
     keys = {section_key(k): (i, v) for i, (k, v) in enumerate(data.items())}
 
@@ -58,6 +58,8 @@ def _json(review: str, fmt: ReviewFormat) -> tuple[dict[str, bool], bool, bool |
     in_order = len(positions) == len(fmt.sections) and positions == sorted(positions)
     bullets = None if not fmt.listed else all(isinstance(keys.get(section_key(n), (0, None))[1], list)
                                               and bool(keys[section_key(n)][1]) for n in fmt.listed)
+    if "decision" not in {section_key(n) for n in fmt.sections}:
+        return present, in_order, bullets, None  # a form without a decision field: nothing to check
     decision = keys.get("decision", (0, None))[1]
     one = int(isinstance(decision, str) and decision.strip().casefold() in ("accept", "reject"))
     return present, in_order, bullets, one
@@ -76,12 +78,12 @@ def structure_of(item: ReviewInput) -> Values:
     else:
         present, in_order, bullets = _markdown(item.review, fmt)
         one = int(_decision_lines_in_final_part(item.review, item.parser) == 1)
-    full = all(present.values()) and in_order and one == 1 and bullets is not False
+    full = all(present.values()) and in_order and one != 0 and bullets is not False
     values.update({
         "structure_full": float(full),
         "structure_sections": sum(present.values()) / len(present),
         "structure_in_order": float(in_order),
-        "structure_one_decision": float(one),
+        "structure_one_decision": None if one is None else float(one),
         "structure_bullets": None if bullets is None else float(bullets),
         **{f"structure_section:{name}": float(ok) for name, ok in present.items()},
     })

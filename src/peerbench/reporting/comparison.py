@@ -84,7 +84,7 @@ def paired_bootstrap(inputs_a, inputs_b, metrics, *, resamples: int, seed: int, 
 
 
 def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, resamples: int | None = None,
-            seed: int | None = None, confidence: float = 0.95) -> dict[str, Any]:
+            seed: int | None = None, confidence: float = 0.95, review_options: dict | None = None) -> dict[str, Any]:
     """Compare runs of one task on the papers all of them have; the first run is the reference. The
     bootstrap is the first run's own unless told otherwise."""
     import numpy as np
@@ -141,14 +141,15 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
-    result.update(extra_parts(runs, ids, resamples=resamples, seed=seed, confidence=confidence))
+    result.update(extra_parts(runs, ids, review_options, resamples=resamples, seed=seed, confidence=confidence))
     return result
 
 
 def extra_parts(runs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]], ids: Sequence[str],
-                **kwargs: Any) -> dict[str, Any]:
+                review_options: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
     """compare's parts beyond the decisions: the review measures, and the judgements every run has."""
     from peerbench.judging.compare import compare_part as judge_part
     from peerbench.reporting.review_scoring import compare_part
 
-    return {**compare_part(runs, ids, **kwargs), **judge_part([run_dir for run_dir, _, _ in runs], ids, **kwargs)}
+    return {**compare_part(runs, ids, options=review_options, **kwargs),
+            **judge_part([run_dir for run_dir, _, _ in runs], ids, **kwargs)}

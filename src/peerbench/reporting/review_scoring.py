@@ -140,8 +140,19 @@ def score_reviews(answered: Sequence[dict[str, Any]], config: Mapping[str, Any],
              "overall": _group(list(range(len(inputs))), model, human, inputs, kwargs),
              "per_venue": {} if len(venues) < 2 else {
                  venue: _group([i for i, item in enumerate(inputs) if item.venue == venue], model, human, inputs,
-                               kwargs) for venue in venues}}
+                               kwargs) for venue in venues},
+             "per_review": per_review(inputs, model)}
     return entry
+
+
+def per_review(inputs: Sequence[ReviewInput], model: Mapping[str, list]) -> dict[str, dict[str, float]]:
+    """Each review's own values by sample id (the per-section flags left to the rates), so a reader
+    can find the reviews behind a rate: which cite only the cut part, which miss a section."""
+    out: dict[str, dict[str, float]] = {}
+    for index, item in enumerate(inputs):
+        out[item.id] = {name: round(value, 6) for values in model.values() for name, value in values[index].items()
+                        if value is not None and not name.startswith("structure_section:")}
+    return out
 
 
 def compare_reviews(runs: Sequence[tuple[Mapping[str, Any], Sequence[dict[str, Any]]]], *, resamples: int, seed: int,
