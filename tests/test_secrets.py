@@ -113,3 +113,63 @@ def test_a_gemini_server_echoing_the_key_never_gets_it_printed_or_stored(peerrea
         assert refused.returncode == 2 and "API key not valid" in refused.stderr
     assert GEMINI_KEY[::-1] not in refused.stderr + refused.stdout
     assert_nowhere(GEMINI_KEY, [run, wrong, refused], every_file(tmp_path, isolated_home))
+
+
+def test_a_key_echoed_into_the_review_and_the_finish_reason_is_masked_everywhere(peerread_root, tmp_path,
+                                                                                  isolated_home):
+    """The reply itself carries the key (in the review text and the finish_reason) and the value of a
+    secret-named extra_body option: samples.jsonl, the response cache, the HTML page, metrics.json,
+    config.json, stdout and stderr hold neither, while the reviews are stored and scored."""
+    extra_secret = "x-extra-canary-31b7aa90"
+    env = cli_env(isolated_home, MY_KEY=OPENAI_KEY)
+    with OpenAIChatServer(api_key=OPENAI_KEY) as server:
+        answer = server.completion
+
+        def echoing(title, body):
+            reply = answer(title, body)
+            choice = reply["choices"][0]
+            choice["message"]["content"] = (f"My key is {OPENAI_KEY} and yours {body.get('x_api_key')}.\n"
+                                            + choice["message"]["content"])
+            choice["finish_reason"] = f"stop:{OPENAI_KEY}"
+            return reply
+
+        server.completion = echoing
+        run = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--api-key-env", "MY_KEY",
+                       "--model", server.model, "--data-dir", str(peerread_root), "--limit", "6", "--resamples", "10",
+                       "-o", f'extra_body={{"x_api_key": "{extra_secret}"}}', "--out", str(tmp_path / "run")], env)
+        assert run.returncode == 0, run.stderr
+        assert len(server.bodies) == 6 and all(b["x_api_key"] == extra_secret for b in server.bodies)
+        report = run_cli(["report", str(tmp_path / "run"), "--html", str(tmp_path / "page.html")], env)
+        assert report.returncode == 0, report.stderr
+        again = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--api-key-env", "MY_KEY",
+                         "--model", server.model, "--data-dir", str(peerread_root), "--limit", "6", "--resamples",
+                         "10", "-o", f'extra_body={{"x_api_key": "{extra_secret}"}}', "--out", str(tmp_path / "again")],
+                        env)
+        assert again.returncode == 0 and len(server.bodies) == 6, again.stderr  # served from the cache
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [s["completion"].splitlines()[0] for s in samples] == ["My key is *** and yours ***."] * 6
+    assert {s["finish_reason"] for s in samples} == {"stop:***"} and all(s["decision"] for s in samples)
+    files = every_file(tmp_path, isolated_home)
+    assert any(path.suffix == ".sqlite" for path in files)
+    assert_nowhere(OPENAI_KEY, [run, report, again], files)
+    assert_nowhere(extra_secret, [run, report, again], files)
+
+
+def test_a_report_masks_the_key_in_a_run_stored_before_masking(peerread_root, tmp_path, isolated_home):
+    """A run directory written by an older peerbench holds the key in a review: `report --html`, in a
+    process that never sent a request, still reads the key's variable from config.json and masks it."""
+    env = cli_env(isolated_home, MY_KEY=OPENAI_KEY)
+    with OpenAIChatServer(api_key=OPENAI_KEY) as server:
+        run = run_cli(["run", "--backend", "openai", "--base-url", server.base_url, "--api-key-env", "MY_KEY",
+                       "--model", server.model, "--data-dir", str(peerread_root), "--limit", "4", "--resamples", "10",
+                       "--out", str(tmp_path / "run")], env)
+        assert run.returncode == 0, run.stderr
+    samples = tmp_path / "run" / "samples.jsonl"
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    for line in lines:
+        line["completion"] = f"old key {OPENAI_KEY}\n" + line["completion"]
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = run_cli(["report", str(tmp_path / "run"), "--html", str(tmp_path / "page.html")], env)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "page.html").read_text()
+    assert "old key ***" in page and OPENAI_KEY not in page

@@ -81,6 +81,33 @@ def scrub(text: str) -> str:
     return _SECRET_QUERY_RE.sub(r"\1***", _URL_USERINFO_RE.sub("***@", text))
 
 
+def mask_secrets(value: Any) -> Any:
+    """``value`` (a JSON-like record: a sample, a cached completion, metrics) with :func:`scrub` applied
+    to every string in it, keys included: whatever field a server echoed a key into (the review, the
+    finish reason, an error), it is masked where peerbench writes it. Only what is stored or printed is
+    masked; identities and cache keys are hashed from the real values."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {mask_secrets(k) if isinstance(k, str) else k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def register_env_secrets(options: Any) -> None:
+    """Register the values of the variables a run's options name (``api_key_env``, ``access_token_env``):
+    a report written by another process masks them too, though it never read them to send a request."""
+    import os
+
+    if isinstance(options, dict):
+        for key, value in options.items():
+            if str(key).endswith("_env") and isinstance(value, str):
+                register_secret(os.environ.get(value))
+            else:
+                register_env_secrets(value)
+
+
 def environment_message(exc: OSError) -> str:
     """One line for a file-system failure (read-only, full, a file where a folder should be), naming
     the path and what to do; every finished paper is already stored when this is raised."""

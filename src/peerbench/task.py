@@ -20,6 +20,7 @@ from peerbench.hookspecs import hookimpl
 from peerbench.parsing import DEFAULT_PARSER
 from peerbench.prompts import DEFAULT_PROMPT, PromptTemplate
 from peerbench.records import GenerationConfig
+from peerbench.yaml_files import load_yaml
 
 
 class DatasetSpec(BaseModel):
@@ -32,12 +33,16 @@ class DatasetSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+# The bounds of every generation setting (docs/tasks.md): what servers accept, finite numbers only.
+MAX_TOKENS_BOUND, MAX_TEMPERATURE, MAX_SEED = 1_000_000, 2.0, 2**63 - 1
+
+
 class GenerationSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_tokens: int = Field(1400, gt=0)
-    temperature: float = Field(0.2, ge=0)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    max_tokens: int = Field(1400, gt=0, le=MAX_TOKENS_BOUND)
+    temperature: float = Field(0.2, ge=0, le=MAX_TEMPERATURE)
     top_p: float = Field(0.9, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
 
 class CitedRow(BaseModel):
@@ -66,7 +71,7 @@ class Task(BaseModel):
     user_template: str | None = None
     template_syntax: Literal["format", "dollar"] | None = None
     parser: Literal["reference", "lenient", "aiscientist-json", "aiscientist-json-overall6"] = DEFAULT_PARSER
-    max_model_len: int = Field(12288, gt=0)
+    max_model_len: int = Field(12288, gt=0, le=10_000_000)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     metrics: list[str] | None = None
     unparsed: Literal["wrong", "reject", "exclude"] = "wrong"
@@ -105,7 +110,7 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
 
 def load_task_file(path: Path) -> Task:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -18,8 +18,8 @@ from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
 
-__all__ = ["Backend", "BackendOptions", "Failure", "RetryPolicy", "RunContext", "create_backend", "option_flag",
-           "redact"]
+__all__ = ["Backend", "BackendOptions", "EnvName", "Failure", "RetryPolicy", "RunContext", "create_backend",
+           "option_flag", "redact"]
 
 # A key names a secret when its last word is one of these (api_key, access_token, x-api-key,
 # client_secret), never when a secret-sounding word is only part of it: max_completion_tokens and
@@ -29,6 +29,36 @@ SECRET_KEY_RE = re.compile(r"(?i)(?:^|[_\-.])(?:api_?key|apikey|key|token|secret
 REDACTED = "***"
 # What --api-key-env takes: the NAME of a variable (a pasted key is refused, and never echoed).
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_ENV_NAME_CHARS = 64
+# How keys look and variable names do not: a run of 6 or more digits, or lower-case letters, upper-case
+# letters and digits all in one name (OPENAI_API_KEY, my_key_2 and GEMINI_API_KEY pass; skATTACK1234 does not).
+_KEY_LIKE_RE = re.compile(r"\d{6}|^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)")
+
+
+def env_name(name: str) -> str:
+    """An environment variable's name, refused (without echoing it) when it is not in the usual shape
+    or looks like a pasted key: the value would otherwise be written to config.json and stderr."""
+    if not re.match(ENV_NAME_PATTERN, name) or len(name) > MAX_ENV_NAME_CHARS:
+        raise ValueError(f"not an environment variable name (letters, digits and _, not starting with a digit, "
+                         f"at most {MAX_ENV_NAME_CHARS} characters); give the NAME of the variable that holds the key")
+    if _KEY_LIKE_RE.search(name):
+        raise ValueError("this looks like a key, not the name of a variable (it has a run of 6 digits, or mixes "
+                         "lower case, upper case and digits); put the key in a variable and give its name")
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(env_name)]
+
+
+def base_url_from_env(variable: str, default: str | None) -> str | None:
+    """A server URL's default from the environment, refused like --base-url when it holds credentials."""
+    import os
+
+    value = os.environ.get(variable) or default
+    if value and url_has_credentials(value):
+        raise ConfigError(f"${variable}: the URL holds credentials (user:password@ or a key in the query); put the "
+                          "key in an environment variable and name it with --api-key-env")
+    return value
 
 
 def no_credentials(url: str | None) -> str | None:
@@ -41,6 +71,16 @@ def no_credentials(url: str | None) -> str | None:
 
 
 ServerURL = Annotated[str, AfterValidator(no_credentials)]
+
+
+async def within(awaitable: Any, seconds: float) -> Any:
+    """``await awaitable``, raising asyncio.TimeoutError after ``seconds`` in all: an HTTP client's own
+    timeout is per read, so a reply dripped slowly would hold a paper indefinitely. asyncio.timeout
+    where there is one (3.11+): wait_for there can swallow the run's own cancellation and retry."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 def secret_from_env(name: str) -> str | None:
@@ -83,6 +123,22 @@ def _digest_of(value: Any, hashlib: Any, json: Any) -> Any:
     return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def register_option_secrets(value: Any) -> None:
+    """Register the value of every secret-keyed option (``-o extra_body='{"x_api_key": ...}'`` too) as a
+    known secret: a server that echoes it into a review or an error gets it masked where it is written."""
+    from peerbench.errors import register_secret
+
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if is_secret_key(str(key)) and isinstance(inner, str):
+                register_secret(inner)
+            else:
+                register_option_secrets(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            register_option_secrets(inner)
+
+
 def redact(value: Any) -> Any:
     """The value with every secret-keyed entry's value masked, at any depth
     (``-o extra_body='{"api_key": ...}'`` too). The key stays, so config.json shows it was set."""
@@ -100,7 +156,7 @@ class BackendOptions(BaseModel):
     ``Field(..., json_schema_extra={"flag": "--base-url"})``, so that an error names the flag the
     user typed rather than ``--backend-arg NAME``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def option_flag(options: type[BaseModel], name: str) -> str:
@@ -178,6 +234,7 @@ class Backend(ABC):
             valid = ", ".join(self.Options.model_fields) or "none"
             raise ConfigError(f"{option_flag(self.Options, field)}: {message} (backend {self.name!r} takes: "
                               f"{valid})") from None
+        register_option_secrets(self.options.model_dump(mode="json"))
 
     def token_counter(self) -> TokenCounter | None:
         """A function counting a chat's tokens in the model's own tokenizer, if the backend has one."""

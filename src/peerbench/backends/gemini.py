@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from peerbench.backends import Backend, RunContext, secret_from_env
+from peerbench.backends import Backend, RunContext, secret_from_env, within
 from peerbench.backends.gemini_config import (GLOBAL_ONLY_PREFIX, DeveloperOptions, GeminiOptions, VertexOptions,
                                               base_name, check_options, cost_usd, default_location, output_cap,
                                               thinking_config)
@@ -111,7 +111,10 @@ class GeminiBackend(Backend):
         contents = [{"role": "user" if m["role"] == "user" else "model", "parts": [{"text": m["content"]}]}
                     for m in request.messages if m["role"] != "system"]
         config = self._config(request)
-        response = await self._client.aio.models.generate_content(model=self.model, contents=contents, config=config)
+        # timeout bounds the whole request, reply included (the SDK's applies per read)
+        response = await within(
+            self._client.aio.models.generate_content(model=self.model, contents=contents, config=config),
+            self.options.timeout)
         return self._to_completion(response, config.max_output_tokens)
 
     def _secrets(self) -> list[str | None]:

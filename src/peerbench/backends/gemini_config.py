@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from peerbench.backends import ENV_NAME_PATTERN, BackendOptions, ServerURL
+from peerbench.backends import BackendOptions, EnvName, ServerURL
 from peerbench.errors import ConfigError
 
 # Gemini 3 preview models are served on the global endpoint only; elsewhere Vertex answers 404.
@@ -34,9 +34,9 @@ class GeminiOptions(BackendOptions):
         json_schema_extra={"flag": "--thinking-level"})
     thinking_allowance: int = Field(8192, ge=0, description="tokens added to the output cap for thinking when it "
                                                             "has no fixed budget (-1, a level, the model's default)")
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take")
-    max_retries: int = Field(6, ge=0)
-    retry_backoff: float = Field(2.0, ge=0)
+    timeout: float = Field(600.0, gt=0, le=86400, description="seconds one whole request may take, reply included")
+    max_retries: int = Field(6, ge=0, le=100)
+    retry_backoff: float = Field(2.0, ge=0, le=600)
     base_url: ServerURL | None = Field(None, description="another endpoint (a proxy, a regional or test server)",
                                        json_schema_extra={"flag": "--base-url"})
     price_input_per_m: float | None = Field(None, ge=0, description="USD per million prompt tokens")
@@ -51,14 +51,14 @@ class VertexOptions(GeminiOptions):
     location: str | None = Field(default_factory=lambda: os.environ.get("GOOGLE_CLOUD_LOCATION") or None,
                                  description="default: $GOOGLE_CLOUD_LOCATION, else global for Gemini 3 models "
                                              "and us-central1 for the rest", json_schema_extra={"flag": "--location"})
-    access_token_env: str | None = Field(None, description="take an OAuth access token from this variable "
+    access_token_env: EnvName | None = Field(None, description="take an OAuth access token from this variable "
                                                            "instead of Application Default Credentials")
     use_metadata_server: bool = Field(False, description="allow ADC to ask the GCE metadata server")
 
 
 class DeveloperOptions(GeminiOptions):
-    api_key_env: str | None = Field(None, description="default: GEMINI_API_KEY, then GOOGLE_API_KEY",
-                                    pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
+    api_key_env: EnvName | None = Field(None, description="default: GEMINI_API_KEY, then GOOGLE_API_KEY",
+                                        json_schema_extra={"flag": "--api-key-env"})
 
 
 def base_name(model: str) -> str:

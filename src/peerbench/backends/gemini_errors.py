@@ -95,6 +95,8 @@ def judge_other(exc: Exception, name: str, timeout: float, login_hint: str,
         return Failure(f"could not refresh the Google access token ({mask(exc)})", True)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure(f"no reply within {timeout:g} s ({type(exc).__name__})", True)
+    if isinstance(exc, (ValueError, TypeError, AttributeError)):  # garbage, HTML, invalid UTF-8, a bare list
+        return Failure(f"malformed reply: {type(exc).__name__}: {mask(exc)}", True)
     if _is_transport_error(exc):  # transport errors differ between the SDK's httpx and aiohttp paths
         return Failure(f"connection failed: {type(exc).__name__} {mask(exc)}".strip(), True)
     raise exc

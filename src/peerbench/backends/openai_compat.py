@@ -15,9 +15,11 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from peerbench.backends import ENV_NAME_PATTERN, Backend, BackendOptions, RunContext, ServerURL, secret_from_env
+from peerbench.backends import (Backend, BackendOptions, EnvName, RunContext, ServerURL, base_url_from_env,
+                               secret_from_env, within)
+from peerbench.backends.extra_body import refuse_harness_keys
 from peerbench.backends.logprobs import SERVER_MODE, TokenLogprob, decision_probability
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.hookspecs import hookimpl
@@ -29,12 +31,12 @@ MAX_ERROR_CHARS = 300
 
 
 class OpenAIOptions(BackendOptions):
-    base_url: ServerURL = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
+    base_url: ServerURL = Field(default_factory=lambda: base_url_from_env("OPENAI_BASE_URL", DEFAULT_BASE_URL),
                           json_schema_extra={"flag": "--base-url"})
-    api_key_env: str = Field("OPENAI_API_KEY", pattern=ENV_NAME_PATTERN, json_schema_extra={"flag": "--api-key-env"})
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take")
-    max_retries: int = Field(6, ge=0)
-    retry_backoff: float = Field(1.0, ge=0, description="first backoff in seconds; doubles per try")
+    api_key_env: EnvName = Field("OPENAI_API_KEY", json_schema_extra={"flag": "--api-key-env"})
+    timeout: float = Field(600.0, gt=0, le=86400, description="seconds one whole request may take, reply included")
+    max_retries: int = Field(6, ge=0, le=100)
+    retry_backoff: float = Field(1.0, ge=0, le=600, description="first backoff in seconds; doubles per try")
     logprobs: bool = True
     top_logprobs: int = Field(5, ge=1, le=20)
     tokenizer: str = Field("auto", pattern="^(auto|server|transformers|chars)$")
@@ -43,9 +45,18 @@ class OpenAIOptions(BackendOptions):
                              description="auto: aiohttp when installed (faster under concurrency), else httpx")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields for the server")
 
+    @field_validator("extra_body")
+    @classmethod
+    def _no_harness_keys(cls, body: dict[str, Any]) -> dict[str, Any]:
+        return refuse_harness_keys(body)
+
 
 class _Malformed(Exception):
     """A 2xx reply that is not a usable chat completion."""
+
+
+class WholeRequestTimeout(Exception):
+    """The request, reply included, took longer than the ``timeout`` option."""
 
 
 def _short(text: object, secret: str | None = None) -> str:
@@ -76,6 +87,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 DISCONNECTED = ("RemoteProtocolError", "ServerDisconnectedError")
+# What the SDK raises on a 200 whose body is no JSON object (garbage, HTML, a bare list or string):
+# it parses lazily and builds its types without validating them.
+MALFORMED = (ValueError, TypeError, AttributeError)
 
 
 def connection_problem(exc: BaseException, timeout_s: float, secret: str | None = None) -> tuple[str, str]:
@@ -206,9 +220,14 @@ class OpenAIBackend(Backend):
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))
 
     async def _complete(self, request: ChatRequest) -> Completion:
+        """``timeout`` bounds the whole request, reply included: the SDK's own timeout is per read, so a
+        server dripping its reply a byte at a time would hold the paper indefinitely."""
         logprobs = self.options.logprobs and request.logprobs
-        response = await self._client.post("/chat/completions", body=self._payload(request, logprobs),
-                                           cast_to=self._completion_type)
+        try:
+            response = await within(self._client.post("/chat/completions", body=self._payload(request, logprobs),
+                                                      cast_to=self._completion_type), self.options.timeout)
+        except asyncio.TimeoutError:
+            raise WholeRequestTimeout() from None
         return self._to_completion(response)
 
     def classify_error(self, exc: Exception) -> Failure:
@@ -229,6 +248,8 @@ class OpenAIBackend(Backend):
                            exc.status_code in RETRY_STATUS, retry_after_seconds(exc.response.headers))
         if isinstance(exc, openai.APIConnectionError):  # timeouts included
             return Failure(connection_problem(exc, opts.timeout, self.api_key)[1], True)
+        if isinstance(exc, WholeRequestTimeout):
+            return Failure(f"no reply within {opts.timeout:g} s", True)  # the whole reply: a dripped one too
         if isinstance(exc, (_Malformed, ValueError)):
             return Failure(f"malformed reply: {_short(exc, self.api_key)}", True)
         raise exc
@@ -249,6 +270,8 @@ class OpenAIBackend(Backend):
             refusal = getattr(message, "refusal", None)
             what = "null" if message.content is None else "empty"
             raise _Malformed(f"the reply's message content is {what}" + (f" (refusal: {refusal})" if refusal else ""))
+        if not isinstance(message.content, str):  # the SDK builds replies unvalidated: an integer gets here
+            raise _Malformed(f"the reply's message content is a JSON {type(message.content).__name__}, not text")
         text = message.content
         p_accept = None
         extra: dict[str, Any] = {}
@@ -296,8 +319,8 @@ def server_error(exc: Exception, base_url: str, api_key_env: str, what: str, tim
     if isinstance(exc, openai.APIStatusError):
         return BackendError(f"{base_url}: {what} answered HTTP {exc.status_code}: "
                             f"{_short(_status_message(exc), secret)}")
-    if isinstance(exc, ValueError):
-        return BackendError(f"{base_url}: {what}: malformed reply ({_short(exc, secret)})")
+    if isinstance(exc, MALFORMED):
+        return BackendError(f"{base_url}: {what}: malformed reply ({type(exc).__name__}: {_short(exc, secret)})")
     return None
 
 
@@ -307,6 +330,7 @@ async def served_models(client: Any, base_url: str, api_key_env: str) -> list[st
 
     try:
         page = await client.with_options(timeout=30.0).models.list()
+        return sorted(str(m.id) for m in getattr(page, "data", []) or [])
     except openai.NotFoundError:
         return None
     except Exception as exc:  # explained in one line, or not ours to explain
@@ -314,7 +338,6 @@ async def served_models(client: Any, base_url: str, api_key_env: str) -> list[st
         if error is None:
             raise
         raise error from None
-    return sorted(str(m.id) for m in getattr(page, "data", []) or [])
 
 
 async def check_models(client: Any, base_url: str, model: str, api_key_env: str) -> list[str] | None:

@@ -37,6 +37,7 @@ from typing import Any
 from peerbench.backends import Backend, BackendOptions, RunContext
 from peerbench.errors import ConfigError
 from peerbench.hookspecs import hookimpl
+from peerbench.json_text import TooDeep, parse_json
 from peerbench.records import ChatRequest, Completion, Paper
 
 MISSING = object()
@@ -141,8 +142,8 @@ class ReplayBackend(Backend):
             if not text.strip():
                 continue
             try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
+                row = parse_json(text)
+            except (json.JSONDecodeError, TooDeep) as exc:
                 raise ConfigError(f"{self.path}:{number}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise ConfigError(f"{self.path}:{number}: a row must be a JSON object, not {type(row).__name__}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 from peerbench.backends import secret_from_env
-from peerbench.backends.openai_compat import check_context, check_models, served_models, server_error, server_root
+from peerbench.backends.openai_compat import (MALFORMED, check_context, check_models, served_models, server_error,
+                                              server_root)
 from peerbench.backends.token_counting import server_counter
 from peerbench.errors import BackendError, MissingDependency
 from peerbench.task import Task
@@ -64,7 +65,7 @@ async def check_server(base_url: str, model: str | None, api_key_env: str = "OPE
                      f"logprobs {'returned (P(accept) available)' if logprobs else 'not returned (no P(accept))'}")
         lines.append(f"ok: peerbench run --backend openai --base-url {base_url} --model {model}")
         return lines
-    except openai.OpenAIError as exc:
+    except (openai.OpenAIError, *MALFORMED) as exc:  # a garbage body: one line, not a traceback
         error = server_error(exc, base_url, api_key_env, f"a test chat completion for {model!r}", 60.0, api_key)
         if error is None:
             raise

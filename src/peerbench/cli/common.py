@@ -96,8 +96,11 @@ def resamples_option(minimum: int = 0, *, the_runs_own: bool = False) -> Callabl
                         help="Bootstrap resamples for the intervals.")
 
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-runs_seed_option = click.option("--seed", type=int, default=None, help="Bootstrap seed (default: the run's own).")
+# numpy's generators take seeds from 0; checked here, before any request rather than after the last one.
+SEED_RANGE = click.IntRange(min=0, max=2**63 - 1)
+seed_option = click.option("--seed", type=SEED_RANGE, default=0, show_default=True, help="Bootstrap seed.")
+runs_seed_option = click.option("--seed", type=SEED_RANGE, default=None,
+                                help="Bootstrap seed (default: the run's own).")
 include_path_option = click.option("--include-path", multiple=True, type=click.Path(),
                                    help="Folder or file of extra task YAML.")
 data_dir_option = click.option("--data-dir", envvar="PEERBENCH_DATA", type=click.Path(), default=None,

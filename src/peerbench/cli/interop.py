@@ -20,7 +20,7 @@ def serve_check(base_url, model, api_key_env, task, include_path) -> None:
     """Check an OpenAI-compatible server before a long run: reachable, key accepted, model served."""
     import asyncio
 
-    from peerbench.backends import no_credentials
+    from peerbench.backends import env_name, no_credentials
     from peerbench.backends.serve_check import check_server
     from peerbench.errors import ConfigError, scrub
     from peerbench.task import load_task
@@ -29,6 +29,10 @@ def serve_check(base_url, model, api_key_env, task, include_path) -> None:
         no_credentials(base_url)
     except ValueError as exc:
         raise ConfigError(f"--base-url: {exc}") from None
+    try:
+        env_name(api_key_env)
+    except ValueError as exc:
+        raise ConfigError(f"--api-key-env: {exc}") from None
     task_obj = load_task(task, include_path) if task else None
     for line in asyncio.run(check_server(base_url, model, api_key_env, task_obj)):
         click.echo(scrub(line))

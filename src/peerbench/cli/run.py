@@ -38,10 +38,10 @@ from peerbench.cli.common import (
 @click.option("--split", "splits", multiple=True, help="Override the task's splits (repeatable).")
 @data_dir_option
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight at once.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=None)
-@click.option("--temperature", type=click.FloatRange(min=0), default=None)
+@click.option("--max-tokens", type=click.IntRange(min=1, max=1_000_000), default=None)
+@click.option("--temperature", type=click.FloatRange(min=0, max=2), default=None)
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=None)
-@click.option("--max-model-len", type=click.IntRange(min=1), default=None)
+@click.option("--max-model-len", type=click.IntRange(min=1, max=10_000_000), default=None)
 @click.option("--samples", "samples_per_paper", type=click.IntRange(min=1), default=1, show_default=True,
               help="Generations per paper; with more than 1, P(accept) is the share of ACCEPTANCE among them.")
 @click.option("--probe", "probes", multiple=True, metavar="NAME",
@@ -73,7 +73,7 @@ def run(task, backend, model, backend_args, include_path, out, limit, ids, split
 
     options = {**parse_backend_args(backend_args), **options_from_flags(backend_flags)}
     plan_kwargs = dict(backend_options=options, include_paths=include_path, out=out, limit=limit,
-                       ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                       ids=paper_ids(ids),
                        split=list(splits) or None, data_dir=data_dir, max_model_len=max_model_len,
                        generation={"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
                        samples=samples_per_paper, store_prompts=store_prompts)
@@ -106,6 +106,17 @@ def run(task, backend, model, backend_args, include_path, out, limit, ids, split
         print_metrics(result.metrics)
         click.echo(f"run directory: {result.run_dir}")
     _exit_if_incomplete(result.metrics)
+
+
+def paper_ids(ids: str | None) -> list[str] | None:
+    """The ids --ids names; one that names none ("" or ",,,") is refused rather than read as every paper."""
+    if ids is None:
+        return None
+    found = [i.strip() for i in ids.split(",") if i.strip()]
+    if not found:
+        raise click.BadParameter(f"{ids!r} names no paper id; give comma-separated ids, or leave --ids out for "
+                                 "every paper", param_hint="--ids")
+    return found
 
 
 def _exit_if_incomplete(metrics: dict[str, Any]) -> None:

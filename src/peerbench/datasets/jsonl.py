@@ -11,6 +11,7 @@ folder and may not leave it.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from peerbench.datasets import MAX_FILE_BYTES, Dataset, select_ids
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
+from peerbench.json_text import TooDeep, lone_surrogate, parse_json
 from peerbench.records import Paper, Section
 
 MAX_BODY_BYTES = MAX_FILE_BYTES
@@ -47,8 +49,8 @@ class PaperRecord(BaseModel):
     @field_validator("recommendations")
     @classmethod
     def _finite(cls, values: list[float]) -> list[float]:
-        if any(v != v for v in values):
-            raise ValueError("scores must be numbers, not NaN")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("scores must be finite numbers, not NaN or infinity")
         return values
 
     def to_paper(self) -> Paper:
@@ -75,9 +77,14 @@ def record_problems(line: bytes, where: str) -> tuple[PaperRecord | None, list[s
     except UnicodeDecodeError as exc:
         return None, [f"{where}: not UTF-8 (byte {exc.start})"]
     try:
-        data = json.loads(text)
+        data = parse_json(text)
+    except TooDeep:
+        return None, [f"{where}: not valid JSON (nested too deeply)"]
     except json.JSONDecodeError as exc:
         return None, [f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"]
+    bad = lone_surrogate(data)
+    if bad is not None:
+        return None, [f"{where}: field {bad!r} holds a lone surrogate (an escape such as \\udc00 that is not text)"]
     if not isinstance(data, dict):
         return None, [f"{where}: expected a JSON object"]
     try:

@@ -20,6 +20,7 @@ from peerbench.datasets import MAX_FILE_BYTES, Dataset, InfoRow, folder_bytes
 from peerbench.datasets.review_numbers import review_numbers
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
+from peerbench.json_text import TooDeep, lone_surrogate, parse_json
 from peerbench.records import Paper, Section
 from peerbench.reference import PEERREAD95_PATH
 
@@ -63,9 +64,12 @@ def validate_file(rel: str, content: bytes) -> dict[str, Any]:
     """A fetched file counts only if it parses and has the keys the loader needs; returns it parsed,
     so that loading parses each file once."""
     try:
-        data = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = parse_json(content)
+    except (UnicodeDecodeError, json.JSONDecodeError, TooDeep) as exc:
         raise DataError(f"{rel}: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    bad = lone_surrogate(data)
+    if bad is not None:
+        raise DataError(f"{rel}: field {bad!r} holds a lone surrogate (an escape such as \\udc00 that is not text)")
     if rel.endswith(".pdf.json"):
         if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
             raise DataError(f"{rel}: field 'metadata' missing or not an object")

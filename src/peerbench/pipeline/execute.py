@@ -25,6 +25,7 @@ from peerbench.records import Completion, Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run
 from peerbench.task import Task
 
+MAX_CHARS_PER_TOKEN = 64  # a reply longer than this many characters per max_token is a failure, not a review
 EARLY_STOP_FAILURES = 8  # a run whose first this-many requests all fail stops, keeping them
 # Imported while the requests wait on the server (pipeline.dispatch.WarmUp), not after the last reply.
 AFTER_THE_REPLIES = ("numpy", "numpy.random", "peerbench.reporting.tables")
@@ -59,6 +60,7 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
         with progress_bar(f"{task.task} · {backend.name}", total=len(items), enabled=progress) as advance:
             def on_result(item, completion, latency, cached) -> None:
                 completion = as_failure_if_empty(completion)
+                completion = as_failure_if_oversized(completion, item.request.generation.max_tokens)
                 advance(1)
                 collector.add(item, completion, latency, cached)  # stored first: a failing cache loses nothing
                 recorder.cache_answer(item.key, completion, cached, f"{backend.name}:{backend.model}")
@@ -72,10 +74,26 @@ async def generate(plan: RunPlan, papers: list[Paper], run_dir: RunDir, *, concu
     return recorder.samples
 
 
+def as_failure_if_oversized(completion: Completion, max_tokens: int) -> Completion:
+    """A reply longer than ``max_tokens`` could make, at MAX_CHARS_PER_TOKEN characters a token (real
+    tokens average 3-5), is no review of this request (a broken or hostile server): a failed paper,
+    named as such, whose text is not stored (nor cached, nor put in a report)."""
+    limit = MAX_CHARS_PER_TOKEN * max_tokens
+    if completion.error or not isinstance(completion.text, str) or len(completion.text) <= limit:
+        return completion
+    return dataclasses.replace(completion, text=None, p_accept=None,
+                               error=f"oversized reply: {len(completion.text):,} characters, more than max_tokens "
+                                     f"{max_tokens} can make ({MAX_CHARS_PER_TOKEN} characters a token: at most "
+                                     f"{limit:,}); the text was not stored")
+
+
 def as_failure_if_empty(completion: Completion) -> Completion:
     """An answer without any text (an empty string, a null content) is no review: a failed paper
     (requested again by the next run), never cached and never scored as a review that forgot its
     decision. Whitespace the model generated is its answer, and is scored (UNPARSED)."""
+    if completion.text is not None and not isinstance(completion.text, str):  # a backend's bug, not a review
+        return dataclasses.replace(completion, text=None,
+                                   error=f"the reply's text is a {type(completion.text).__name__}, not text")
     if completion.error or completion.text:
         return completion
     reason = f"finish reason {completion.finish_reason}" if completion.finish_reason else "no finish reason"
@@ -92,6 +110,8 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
     A stored answer to a paper whose content has changed since is refused, or with ``redo_changed``
     requested again: a run directory never mixes answers to two versions of its data.
     """
+    if not 0 <= seed < 2**63:  # numpy refuses it, but only after every request: refused before the first
+        raise ConfigError(f"--seed: must be from 0 to 2**63-1, got {seed}")
     task_papers = load_papers(plan, progress=progress)
     papers = task_papers[: plan.limit] if plan.limit is not None else task_papers
     check_gold(plan.task, papers)

@@ -166,6 +166,8 @@ def _dataset_and_args(task: Task, data_dir: str | Path | None, split: Sequence[s
     if "base_dir" in dataset.Args.model_fields and task.source:
         task_args.setdefault("base_dir", str(Path(task.source).parent))  # relative paths start at the task file
     raw_args = dict(task_args)
+    if ids is not None and not ids:
+        raise ConfigError("--ids: names no paper id; leave it out for every paper")
     if split:
         raw_args["splits"] = list(split)
     if ids:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import ConfigError
+from peerbench.errors import ConfigError, mask_secrets
+from peerbench.pipeline.store import write_file
 from peerbench.records import Decision, Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES
 
@@ -255,6 +256,6 @@ def run_probes(task: str, backend: str | None, model: str | None, *, probes: Seq
                                                                         resamples=resamples, seed=seed)
     report["incomplete_arms"] = sorted(name for name, result in runs.items()
                                        if not result.metrics.get("complete", True))
-    (root / "probe.json").write_text(json.dumps(report, indent=2))
+    write_file(root / "probe.json", json.dumps(mask_secrets(report), indent=2))
     report["probe_dir"] = str(root)
     return report

@@ -7,6 +7,7 @@ half-written last line is cut off and the same command carries on. The sqlite re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -16,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import ConfigError
+from peerbench.errors import ConfigError, mask_secrets
+from peerbench.json_text import TooDeep, parse_json
 
 CONFIG_FILE, SAMPLES_FILE, METRICS_FILE, LOCK_FILE = "config.json", "samples.jsonl", "metrics.json", ".lock"
 
@@ -63,7 +65,7 @@ class RunDir:
                 raise ConfigError(f"{self.path}: holds a run with different settings "
                                   f"(task, backend, model or generation); pick another --out or remove it")
         tmp = path.with_name(CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+        write_file(tmp, json.dumps(mask_secrets(config), indent=2, sort_keys=True))
         os.replace(tmp, path)
 
     def read_samples(self) -> dict[str, dict[str, Any]]:
@@ -75,15 +77,43 @@ class RunDir:
         return {sample["id"]: sample for sample in samples}
 
     def append(self, sample: dict[str, Any]) -> None:
-        if self._handle is None:
-            self._handle = (self.path / SAMPLES_FILE).open("a", encoding="utf-8")
-        self._handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-        self._handle.flush()
+        """One line, secrets masked, flushed; a write that fails (a full disk) names samples.jsonl."""
+        path = self.path / SAMPLES_FILE
+        with naming(path):
+            if self._handle is None:
+                self._handle = path.open("a", encoding="utf-8")
+            try:
+                self._handle.write(json.dumps(mask_secrets(sample), ensure_ascii=False) + "\n")
+                self._handle.flush()
+            except OSError:  # drop the handle: closing it would fail again, hiding which file it was
+                handle, self._handle = self._handle, None
+                with contextlib.suppress(OSError):
+                    handle.close()
+                raise
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         tmp = self.path / (METRICS_FILE + ".tmp")
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        write_file(tmp, json.dumps(mask_secrets(metrics), indent=2, sort_keys=True), METRICS_FILE)
         os.replace(tmp, self.path / METRICS_FILE)
+
+
+@contextlib.contextmanager
+def naming(path: Path, shown: str | Path | None = None):
+    """An OSError inside (a full disk: "[Errno 28] No space left on device" names no file when a write,
+    not an open, fails) is raised again naming ``shown`` (default ``path``): the user learns which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename and shown is None:
+            raise
+        target = path.with_name(str(shown)) if isinstance(shown, str) else (shown or path)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+
+
+def write_file(path: Path, text: str, shown: str | Path | None = None) -> None:
+    """``path.write_text`` whose failures name the file (see :func:`naming`)."""
+    with naming(path, shown):
+        path.write_text(text, encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,8 +184,8 @@ def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
         try:
             if not line.endswith(b"\n"):
                 raise ValueError("no newline")
-            parsed = json.loads(line) if line.strip() else None
-        except ValueError:
+            parsed = parse_json(line) if line.strip() else None
+        except ValueError:  # TooDeep included
             if number == len(lines):
                 return samples, offset
             raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
@@ -172,8 +202,8 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not config_path.is_file():
         raise ConfigError(f"{path}: not a peerbench run directory (no {CONFIG_FILE})")
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
+        config = parse_json(config_path.read_text())
+    except (json.JSONDecodeError, TooDeep) as exc:
         raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
     samples, _ = parse_samples(path / SAMPLES_FILE)
     # A paper requested again (--retry-failed) has a later line that supersedes its earlier one.
@@ -228,7 +258,7 @@ class ResponseCache:
     def put(self, key: str, value: dict[str, Any], model: str | None = None) -> None:
         try:
             self._db.execute("INSERT OR REPLACE INTO responses (key, value, created, model) VALUES (?, ?, ?, ?)",
-                             (key, json.dumps(value), time.time(), model))
+                             (key, json.dumps(mask_secrets(value)), time.time(), model))
             self._db.commit()
         except sqlite3.Error as exc:  # a full disk, say: the paper's sample is already stored
             raise self._unusable(exc) from None
@@ -296,7 +326,7 @@ class SampleRecorder:
                 self.cache = None
 
     def record(self, sample: Any) -> None:
-        line = sample.to_json()
+        line = mask_secrets(sample.to_json())
         self.run_dir.append(line)
         self.samples.append(line)
         if sample.error:

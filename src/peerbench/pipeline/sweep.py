@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from peerbench.errors import ConfigError, first_problem, scrub
+from peerbench.errors import ConfigError, first_problem, mask_secrets, scrub
+from peerbench.pipeline.store import write_file
+from peerbench.yaml_files import load_yaml
 
 DONE_FILE = "done.json"
 SUMMARY_METRICS = ("f1", "accuracy", "balanced_accuracy", "mcc", "pred_accept_rate", "auroc")
@@ -59,7 +61,7 @@ class SweepSpec(BaseModel):
     judge: SweepJudge | None = None
     models: list[SweepModel] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
-    seeds: list[int | None] = Field(default_factory=lambda: [None])
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)] | None] = Field(default_factory=lambda: [None])
     data_dir: str | None = None
     limit: int | None = Field(None, ge=1)
     max_model_len: int | None = None
@@ -69,7 +71,7 @@ class SweepSpec(BaseModel):
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the sweep file ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):
@@ -144,7 +146,7 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
 
         summary = judge_entry(entry, summary, progress=progress)
     if summary["complete"]:  # an incomplete run is not done: the next sweep resumes it
-        (Path(entry["out"]) / DONE_FILE).write_text(json.dumps(summary, indent=2))
+        write_file(Path(entry["out"]) / DONE_FILE, json.dumps(mask_secrets(summary), indent=2))
     return summary
 
 
@@ -253,5 +255,5 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     summary = {"name": spec.name, "executor": executor, "sweep_dir": str(root),
                "wall_s": round(time.perf_counter() - started, 3),
                "runs": [results[e["name"]] for e in entries]}
-    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    write_file(root / "sweep.json", json.dumps(mask_secrets(summary), indent=2))
     return summary

@@ -40,8 +40,9 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
                  seed: int | None = None, review_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the run afresh (with the run's own bootstrap unless told otherwise), then write the HTML
     page and/or the PNGs; returns the metrics."""
-    from peerbench.pipeline.store import read_run
+    from peerbench.errors import mask_secrets, register_env_secrets, scrub
     from peerbench.judging.tables import judge_sections
+    from peerbench.pipeline.store import read_run, write_file
     from peerbench.reporting.scoring import bootstrap_settings, score_stored, selected, with_judgements
     from peerbench.reporting.tables import answered_line, choices_text
 
@@ -78,8 +79,10 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
                            "p_accept": s.get("p_accept"), "completion": s.get("completion") or "",
                            "error": s.get("error")})
         overall = entry["overall"]["metrics"]
+        register_env_secrets(config.get("options"))  # a run stored before masking, read by another process
+        papers = mask_secrets(papers)  # before escaping: an escaped key would no longer match
         page = environment.get_template("report.html.j2").render(
-            metrics=metrics, config=config, run_dir=str(run_dir), rule=rule, entry=entry,
+            metrics=metrics, config=mask_secrets(config), run_dir=str(run_dir), rule=rule, entry=entry,
             confidence=int(round(metrics["bootstrap"]["confidence"] * 100)),
             overall_rows=[(name, overall[name]) for name in SHOWN if name in overall],
             baselines=entry.get("baselines", {}), cited=entry.get("cited", {}), per_venue=entry.get("per_venue", {}),
@@ -88,7 +91,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics),
             judge_sections=judge_sections(metrics), **review_rows(metrics))
         Path(html).parent.mkdir(parents=True, exist_ok=True)
-        Path(html).write_text(page, encoding="utf-8")
+        write_file(Path(html), scrub(page))
     return metrics
 
 

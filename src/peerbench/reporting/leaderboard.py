@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peerbench.errors import ConfigError, MissingDependency
+from peerbench.errors import ConfigError, MissingDependency, scrub
 from peerbench.reporting.comparison import PAIRED_METRICS
 
 RANK_DEFAULT = "balanced_accuracy"  # F1 rewards always-accept on a skewed set (0.914 on peerread95)
@@ -256,4 +256,6 @@ def render(html: Path, sweep_dir: Path, tasks: list[dict[str, Any]], left_off: l
         sweep_dir=str(sweep_dir), tasks=tasks, left_off=left_off, rank_by=rank_by, columns=BOARD_COLUMNS,
         models=models, matrix=matrix, fmt=fmt_value, ci=fmt_ci, pvalue=pvalue, judged_columns=JUDGED_COLUMNS)
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(page, encoding="utf-8")
+    from peerbench.pipeline.store import write_file
+
+    write_file(html, scrub(page))  # a full disk names the page
