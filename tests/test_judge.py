@@ -417,3 +417,21 @@ def test_a_failed_point_list_leaves_the_matches_on_it_to_the_rerun(replay_run):
     metrics = json.loads(next((run_dir / "judgements").glob("*/metrics.json")).read_text())
     assert metrics["points"]["measures"]["points_model_matched"]["value"] == pytest.approx(13 / 18)
     assert metrics["complete"] and metrics["points"]["shuffle"]["points_model_matched_shuffled"]["n"] == 3
+
+
+def test_the_judges_key_reaches_no_file_and_no_output(replay_run):
+    run_dir, root = replay_run
+    key = "sk-judge-0123456789abcdef"
+
+    def echoing(body):  # a server that echoes the key into its answers
+        answer = judge_reply(body)
+        return answer.replace('"]', f' {key}"]') if answer.startswith('["') else answer
+
+    with OpenAIChatServer("judge-model", reply=echoing, api_key=key) as server:
+        result = invoke(judge_args(run_dir, root, server, "--limit", "2", "--api-key-env", "MY_JUDGE_KEY"),
+                        env={"MY_JUDGE_KEY": key, "COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    assert key not in result.output
+    written = [p for p in (run_dir / "judgements").rglob("*") if p.is_file()]
+    assert len(written) >= 4 and not [p for p in written if key in p.read_text()]
+    assert any("***" in p.read_text() for p in written if p.name == "answers.jsonl")

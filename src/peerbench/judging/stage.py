@@ -70,9 +70,12 @@ class JudgementDir(RunDir):
         super().__exit__(*exc)
 
     def append_answer(self, record: dict[str, Any]) -> None:
+        """One judge answer, secrets masked (as samples.jsonl's lines are), flushed."""
+        from peerbench.errors import mask_secrets
+
         if self._answers is None:
             self._answers = (self.path / ANSWERS_FILE).open("a", encoding="utf-8")
-        self._answers.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._answers.write(json.dumps(mask_secrets(record), ensure_ascii=False) + "\n")
         self._answers.flush()
 
     def read_lines(self, name: str) -> list[dict[str, Any]]:
