@@ -257,6 +257,10 @@ def test_human_reviews_reach_the_judges_prompts_only(tmp_path):
         assert judged.exit_code == 0, judged.output + judged.stderr
         assert len(reviewer.bodies) == 5  # the reviewer is never asked again
     assert any(LEAK in json.dumps(b) for b in judge.bodies)
+    assert not json.loads(next((tmp_path / "run" / "judgements").glob("*/metrics.json")).read_text())["flags"]
+    with OpenAIChatServer("reviewer", reply=judge_reply) as itself:  # the reviewer's own model as its judge
+        judged = invoke(judge_args(tmp_path / "run", root, itself, "--rubric", "aspects"), env=ENV)
+    assert judged.exit_code == 0 and "FLAG: self-preference: the judge (reviewer) wrote the reviews" in judged.output
 
 
 @pytest.mark.fast

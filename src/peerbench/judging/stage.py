@@ -332,8 +332,17 @@ def judge(run_dir: str | Path, backend: str | None = None, model: str | None = N
             lines = [stored[w.key] for w in works if w.key in stored]
             metrics = judge_metrics(lines, plan.config, {**counts, "run_task": run_config.get("task")},
                                     resamples=resamples, seed=seed)
+            metrics["flags"].extend(self_preference(run_config, plan.backend))
             jdir.write_metrics(metrics)
     return JudgeResult(plan.judge_dir, metrics, lines, plan.config)
+
+
+def self_preference(run_config: dict[str, Any], backend: Any) -> list[str]:
+    """A flag where the judge is the very model that wrote the reviews (LLM judges favour their own text)."""
+    if run_config.get("model") and run_config.get("model") == backend.model:
+        return [f"self-preference: the judge ({backend.model}) wrote the reviews it grades; LLM judges favour their "
+                "own text: judge with a model of another family"]
+    return []
 
 
 def _done(line: dict[str, Any] | None, work: PaperWork) -> bool:
