@@ -5,7 +5,8 @@ against the reviewers' own numbers). See docs/judge.md.
 
 ``prompts`` (package data, rendered) -> ``requests`` (keyed, order-randomised matching) -> ``work``
 (one paper's requests and line) -> ``stage`` (dispatch, resume, the judgement directory) ->
-``figures`` (metrics.json) -> ``tables`` (what the CLI prints).
+``figures`` (metrics.json) -> ``tables`` (what the CLI prints); ``compare`` (compare's part) and
+``in_sweep`` (a sweep's judge).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
     result = execute(plan_entry(entry), progress=progress, resamples=200)
     summary = summarize(entry, result.metrics)
     if entry.get("judge"):
-        from peerbench.judging.stage import judge_entry
+        from peerbench.judging.in_sweep import judge_entry
 
         summary = judge_entry(entry, summary, progress=progress)
     if summary["complete"]:  # an incomplete run is not done: the next sweep resumes it
@@ -228,7 +228,7 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     # Validate every run before starting any; its plan's backend declares what the executors need.
     entries = [with_facts(entry, planned(entry, spec_path).backend) for entry in run_entries(spec, root)]
     if spec.judge is not None:
-        from peerbench.judging.stage import check_judge
+        from peerbench.judging.in_sweep import check_judge
 
         check_judge(spec.judge.model_dump(), spec_path)
     results: dict[str, dict[str, Any]] = {}
