@@ -439,3 +439,17 @@ def test_the_judges_key_reaches_no_file_and_no_output(replay_run):
     written = [p for p in (run_dir / "judgements").rglob("*") if p.is_file()]
     assert len(written) >= 4 and not [p for p in written if key in p.read_text()]
     assert any("***" in p.read_text() for p in written if p.name == "answers.jsonl")
+
+
+def test_an_interrupted_run_is_judged_on_its_answered_reviews(replay_run):
+    run_dir, root = replay_run
+    samples = run_dir / "samples.jsonl"
+    lines = samples.read_text().splitlines(keepends=True)
+    failed = json.loads(lines[0])
+    samples.write_text("".join([json.dumps({**failed, "error": "HTTP 500", "decision": "FAILED",
+                                            "completion": ""}) + "\n", *lines[1:]]))
+    with OpenAIChatServer("judge-model", reply=judge_reply) as server:
+        result = invoke(judge_args(run_dir, root, server, "--rubric", "aspects", "--agreement", "0"), env=ENV)
+        assert result.exit_code == 0, result.output
+        assert len(server.bodies) == 4 * 3  # the failed paper's review does not exist: nothing asked about it
+    assert "the run itself is unfinished: 4 of its 5 papers have a review" in result.output

@@ -192,7 +192,7 @@ def paper_works(run_dir: Path, agreement: int, *, data_dir: str | Path | None = 
             work.partner = with_humans[(index + 1) % len(with_humans)]
     for work in sorted(works, key=lambda w: stable_hash(w.key))[:agreement]:
         work.repeat = True
-    counts = {"n_run_papers": len(samples), "n_answered": n_answered,
+    counts = {"n_run_papers": config.get("n_papers") or len(samples), "n_answered": n_answered,
               "n_judged": len(works), "n_paper_missing_or_changed": changed}
     return works, counts, config
 

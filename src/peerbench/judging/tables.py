@@ -39,6 +39,9 @@ def judge_lines(metrics: dict[str, Any]) -> list[str]:
     lines = [f"judge {judge['backend']}:{judge['model']} ({judge['judge_id']}), rubric {judge['rubric']}, prompts "
              f"v{judge['prompts']['version']}; {metrics['n_judged']} of {metrics['n_answered']} answered reviews "
              f"judged, {metrics['n_complete_papers']} complete"]
+    if metrics.get("n_run_papers", 0) > metrics["n_answered"]:
+        lines.append(f"the run itself is unfinished: {metrics['n_answered']} of its {metrics['n_run_papers']} papers "
+                     "have a review; a judge rerun after the run is finished judges the rest")
     if metrics.get("n_paper_missing_or_changed"):
         lines.append(f"{metrics['n_paper_missing_or_changed']} reviews left out: their paper is not in the data "
                      "or has changed since the run")
