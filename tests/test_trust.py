@@ -148,15 +148,19 @@ def test_a_model_echoing_its_prompt_is_never_scored_with_the_papers_decision_lin
     by_id = {s["id"]: s for s in result.samples}
     assert [by_id[key]["decision"] for key in keys] == ["UNPARSED"] * 18
     assert [by_id[key]["echo"]["whole_text_decision"] for key in keys] == ["ACCEPT"] * 18
-    assert all(s["echo"]["words"] >= 50 and s["decision"] == "UNPARSED" for s in result.samples)
+    # paper 37's prompt (its body cut to the context) is longer than 1400 tokens can make: an echo of it
+    # is an oversized reply, a failed paper, never stored
+    long_one = by_id.pop("acl_2017/dev/37")
+    assert long_one["decision"] == "FAILED" and long_one["error"].startswith("oversized reply")
+    assert all(s["echo"]["words"] >= 50 and s["decision"] == "UNPARSED" for s in by_id.values())
     # the others' whole text holds the template's two decision lines: AMBIGUOUS, read otherwise too
-    assert result.metrics["echoes"] == {"reviews": 95, "read_otherwise": 95}
+    assert result.metrics["echoes"] == {"reviews": 94, "read_otherwise": 94}
     assert result.metrics["decisions"]["ACCEPT"] == 0
 
 
 def test_an_echo_followed_by_the_models_own_decision_is_read_from_its_own_words(peerread_root, tmp_path):
     data = copy_data(peerread_root, tmp_path)
-    keys = [p.key for p in _papers(data) if p.venue == "acl_2017"][:3]
+    keys = [p.key for p in _papers(data) if p.venue == "acl_2017" and p.id != "37"][:3]
     for key in keys:
         add_decision_to_body(data, key)
 
