@@ -109,6 +109,9 @@ def test_each_year_reads_its_decision_ratings_and_exclusions_where_they_are(serv
     assert "DECISIONTEXT" not in text and "AUTHORCOMMENT" not in text and "secret text" not in text
     # the official reviews' text, from the year's own fields, kept for the review measures only
     assert all(p.meta["human_reviews"] == ["secret text"] * 3 for p in papers)
+    # beside each, its reviewer's own rating and confidence (what a judge's grades are checked against)
+    assert [r["recommendation"] for r in by_number[1].meta["human_review_ratings"]] == ratings_1
+    assert all(r["confidence"] == 4.0 for p in papers for r in p.meta["human_review_ratings"])
 
 
 def test_v2_pull_pages_sorted_and_resumes_after_a_failed_page(server_for):

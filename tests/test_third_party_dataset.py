@@ -132,7 +132,7 @@ def test_data_pull_takes_the_plugins_own_selection(env, isolated_home):
 
 
 PULL_ERRORS = {
-    "tinyst": "unknown dataset 'tinyst' (did you mean 'tinyset'?); valid choices: bareset, hf, jsonl, openreview, "
+    "tinyst": "unknown dataset 'tinyst' (did you mean 'tinyset'?); valid choices: aiscientist, bareset, hf, jsonl, openreview, "
               "peerread, tinyset",
     "tinyset --splits dev": "--splits: dataset 'tinyset' has no field 'splits' (its fields: venues, limit, ids; "
                             "use -s KEY=VALUE)",
@@ -160,7 +160,7 @@ def test_data_info_lists_the_plugins_rows_beside_the_built_ins(env, isolated_hom
         *({"dataset": "tinyset", "what": venue, "where": str(root / venue), "how_many": "2 papers",
            "size_bytes": sum(p.stat().st_size for p in (root / venue).glob("*.json"))} for venue in ("alpha", "beta"))]
     names = [r["dataset"] for r in rows["datasets"]]
-    assert sorted(set(names), key=names.index) == ["bareset", "hf", "jsonl", "openreview", "peerread", "tinyset"]
+    assert sorted(set(names), key=names.index) == ["aiscientist", "bareset", "hf", "jsonl", "openreview", "peerread", "tinyset"]
     assert rows["response_cache"] == {"path": str(isolated_home / "responses.sqlite"), "size_bytes": None}
     table = ok(["data", "info"], env).splitlines()
     cells = [[c.strip() for c in line.strip("│ ").split("│")] for line in table if line.startswith("│ tinyset")]
@@ -190,7 +190,7 @@ def test_validate_data_without_one_claimant_asks_for_dataset(env, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert error(["validate-data", str(empty)], env) == (
-        f"Error: {empty}: no dataset recognises this folder (asked: bareset, hf, jsonl, openreview, peerread, tinyset); "
+        f"Error: {empty}: no dataset recognises this folder (asked: aiscientist, bareset, hf, jsonl, openreview, peerread, tinyset); "
         "name one with --dataset\n")
     both = tmp_path / "both"
     (both / "v" / "dev" / "reviews").mkdir(parents=True)

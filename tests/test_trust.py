@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai_server import OpenAIChatServer
+from test_exact_runs import chats, run
 
 import peerbench
 from conftest import cli_env, run_cli
@@ -25,16 +26,6 @@ from peerbench.task import load_task
 
 def copy_data(peerread_root, tmp_path):
     return shutil.copytree(peerread_root, tmp_path / "data")
-
-
-def run(server, data, out, **kwargs):
-    options = {"base_url": server.base_url, "retry_backoff": 0.01, **kwargs.pop("backend_options", {})}
-    return peerbench.run(kwargs.pop("task", "peerread95"), "openai", server.model, data_dir=data, out=out,
-                         backend_options=options, resamples=kwargs.pop("resamples", 10), progress=False, **kwargs)
-
-
-def chats(server):
-    return server.hits["POST /v1/chat/completions"]
 
 
 def reviews_file(data, key):

@@ -73,7 +73,7 @@ __all__ = [
     "get_backend", "get_dataset", "get_label_rule", "get_metric", "hookimpl", "list_backends", "list_datasets",
     "list_label_rules", "list_metrics", "list_models", "list_protocols", "list_tasks", "load_task",
     # running, reading and scoring
-    "compare", "decision_line", "parse_decision", "read_run", "report", "run", "score_run", "score_samples",
+    "compare", "decision_line", "judge", "parse_decision", "read_run", "report", "run", "score_run", "score_samples",
     # output helpers for plugins' own commands
     "figure_png", "friendly_errors", "pyplot", "render_comparison", "save_preset",
     "__version__",
@@ -86,6 +86,15 @@ def run(task: str | Task = "peerread95", backend: str | None = None, model: str 
     from peerbench.pipeline.execute import run as _run
 
     return _run(task, backend, model, **kwargs)
+
+
+def judge(run_dir: str | Path, backend: str | None = None, model: str | None = None, **kwargs: Any) -> Any:
+    """Grade a run's stored reviews with a judge backend (its own server, model and key; the reviewer
+    is never asked): points against the human reviews, 1-5 aspects, and the judge's own checks.
+    Returns ``JudgeResult(judge_dir, metrics, lines, config)``; see docs/judge.md."""
+    from peerbench.judging.stage import judge as _judge
+
+    return _judge(run_dir, backend, model, **kwargs)
 
 
 def compare(run_dirs: list[str | Path], **kwargs: Any) -> dict[str, Any]:

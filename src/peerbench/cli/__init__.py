@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from peerbench.cli import cache, data, interop, listing, results, run  # noqa: F401  (they register the commands)
+from peerbench.cli import cache, data, interop, judge, listing, results, run  # noqa: F401  (they register the commands)
 from peerbench.cli.common import cli, friendly_errors, parse_backend_args
 
 __all__ = ["build_cli", "cli", "friendly_errors", "main", "parse_backend_args"]

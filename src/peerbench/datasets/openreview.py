@@ -203,6 +203,7 @@ class OpenReview(Dataset):
 def _paper(note: dict[str, Any], verdict: Verdict, shape: YearShape, pdf: bytes) -> Paper:
     """A kept submission as a Paper: the real decision, each official rating, the raw decision text."""
     from peerbench.datasets.pdf_sections import pdf_sections
+    from peerbench.datasets.review_numbers import openreview_numbers
 
     content = note.get("content") or {}
     if verdict.accepted is None:  # judge() keeps only papers whose decision it could read
@@ -214,7 +215,8 @@ def _paper(note: dict[str, Any], verdict: Verdict, shape: YearShape, pdf: bytes)
                  recommendations=list(verdict.ratings),
                  meta={"decision": verdict.decision, "decision_from": verdict.source, "number": note.get("number"),
                        "forum": note.get("forum"), "unread_ratings": verdict.unread_ratings,
-                       "human_reviews": review_texts(note, shape)})
+                       "human_reviews": review_texts(note, shape),
+                       "human_review_ratings": openreview_numbers(note, shape)})
 
 
 @hookimpl

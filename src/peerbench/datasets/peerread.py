@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerbench.datasets import MAX_FILE_BYTES, Dataset, InfoRow, folder_bytes
+from peerbench.datasets.review_numbers import review_numbers
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.json_text import TooDeep, lone_surrogate, parse_json
@@ -173,7 +174,8 @@ def paper_from_files(venue: str, split: str, paper_id: str, reviews: dict[str, A
         accepted=accepted,
         recommendations=official_scores(reviews, venue, rel),
         meta={"reviews_path": rel, "parsed_pdf_path": parsed_rel,
-              "human_reviews": human_review_texts(reviews, venue)},
+              "human_reviews": human_review_texts(reviews, venue),
+              "human_review_ratings": review_numbers([r for _, r in official_reviews(reviews, venue)])},
     )
 
 

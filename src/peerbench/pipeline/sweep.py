@@ -45,9 +45,22 @@ class SweepModel(BaseModel):
         return self.name or f"{self.backend}-{Path(self.model).name if self.model else 'default'}"
 
 
+class SweepJudge(BaseModel):
+    """A judge that grades every run of the sweep once it is done (peerbench.judging)."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: str
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    rubric: str = Field("all", pattern="^(points|aspects|all)$")
+    agreement: int = Field(10, ge=0)
+    generation: dict[str, Any] = Field(default_factory=dict)
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "sweep"
+    judge: SweepJudge | None = None
     models: list[SweepModel] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)] | None] = Field(default_factory=lambda: [None])
@@ -88,12 +101,15 @@ def run_entries(spec: SweepSpec, root: Path) -> list[dict[str, Any]]:
                                 "protocol": model.protocol, "protocol_options": model.protocol_options,
                                 "gpus": model.gpus, "out": str(root / name), "data_dir": spec.data_dir,
                                 "limit": spec.limit, "max_model_len": spec.max_model_len,
-                                "include_paths": [str(Path(p).resolve()) for p in spec.include_paths]})
+                                "include_paths": [str(Path(p).resolve()) for p in spec.include_paths],
+                                "judge": spec.judge.model_dump() if spec.judge else None})
     return entries
 
 
 def is_done(entry: dict[str, Any]) -> bool:
-    return (Path(entry["out"]) / DONE_FILE).is_file()
+    """Done: the run is complete, and so is its judgement where the sweep names a judge."""
+    path = Path(entry["out"]) / DONE_FILE
+    return path.is_file() and (not entry.get("judge") or "judge" in json.loads(path.read_text()))
 
 
 def plan_entry(entry: dict[str, Any]) -> Any:
@@ -129,6 +145,10 @@ def execute_entry(entry: dict[str, Any], progress: bool = False) -> dict[str, An
     (Path(entry["out"]) / "worker.pid").write_text(str(os.getpid()))
     result = execute(plan_entry(entry), progress=progress, resamples=200)
     summary = summarize(entry, result.metrics)
+    if entry.get("judge"):
+        from peerbench.judging.in_sweep import judge_entry
+
+        summary = judge_entry(entry, summary, progress=progress)
     if summary["complete"]:  # an incomplete run is not done: the next sweep resumes it
         write_file(Path(entry["out"]) / DONE_FILE, json.dumps(mask_secrets(summary), indent=2))
     return summary
@@ -211,6 +231,10 @@ def sweep(spec_path: str | Path, *, out: str | Path | None = None, executor: str
     root.mkdir(parents=True, exist_ok=True)
     # Validate every run before starting any; its plan's backend declares what the executors need.
     entries = [with_facts(entry, planned(entry, spec_path).backend) for entry in run_entries(spec, root)]
+    if spec.judge is not None:
+        from peerbench.judging.in_sweep import check_judge
+
+        check_judge(spec.judge.model_dump(), spec_path)
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for entry in entries:

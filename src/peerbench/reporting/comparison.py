@@ -104,7 +104,7 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
     from sklearn.metrics import cohen_kappa_score
 
     from peerbench.registry import registries
-    from peerbench.reporting.review_scoring import compare_part, split_measures
+    from peerbench.reporting.review_scoring import split_measures
     from peerbench.reporting.scoring import bootstrap_settings, score_inputs, score_samples
 
     if len(run_dirs) < 2:
@@ -152,5 +152,15 @@ def compare(run_dirs: Sequence[str | Path], *, label_rule: str | None = None, re
             "agreement": float(np.mean([a == b for a, b in zip(decisions_a, decisions_b)])),
             "disagreements": disagree,
         })
-    result.update(compare_part(runs, ids, resamples=resamples, seed=seed, confidence=confidence, options=review_options))
+    result.update(extra_parts(runs, ids, review_options, resamples=resamples, seed=seed, confidence=confidence))
     return result
+
+
+def extra_parts(runs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]], ids: Sequence[str],
+                review_options: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
+    """compare's parts beyond the decisions: the review measures, and the judgements every run has."""
+    from peerbench.judging.compare import compare_part as judge_part
+    from peerbench.reporting.review_scoring import compare_part
+
+    return {**compare_part(runs, ids, options=review_options, **kwargs),
+            **judge_part([run_dir for run_dir, _, _ in runs], ids, **kwargs)}

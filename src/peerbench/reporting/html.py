@@ -41,8 +41,9 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
     """Score the run afresh (with the run's own bootstrap unless told otherwise), then write the HTML
     page and/or the PNGs; returns the metrics."""
     from peerbench.errors import mask_secrets, register_env_secrets, scrub
+    from peerbench.judging.tables import judge_sections
     from peerbench.pipeline.store import read_run, write_file
-    from peerbench.reporting.scoring import bootstrap_settings, score_stored, selected
+    from peerbench.reporting.scoring import bootstrap_settings, score_stored, selected, with_judgements
     from peerbench.reporting.tables import answered_line, choices_text
 
     try:
@@ -52,7 +53,8 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
     samples = selected(config, samples)  # figures and paper rows over the papers the numbers are over
-    metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
+    metrics = with_judgements(run_dir, score_stored(run_dir, config, samples, resamples=resamples, seed=seed,
+                                                    review_options=review_options))
     rule = label_rule or metrics["primary_label_rule"]
     if rule not in metrics["label_rules"]:
         raise ConfigError(f"--label-rule {rule}: this run was scored with {', '.join(metrics['label_rules'])}")
@@ -87,7 +89,7 @@ def build_report(run_dir: str | Path, *, html: str | Path | None = None, png_dir
             venue_columns=VENUE_COLUMNS, has_proba="reliability" in figures, papers=papers,
             figures={name: base64.b64encode(data).decode("ascii") for name, data in figures.items()},
             fmt=fmt_value, ci=fmt_ci, answered=answered_line(metrics), choices=choices_text(metrics),
-            **review_rows(metrics))
+            judge_sections=judge_sections(metrics), **review_rows(metrics))
         Path(html).parent.mkdir(parents=True, exist_ok=True)
         write_file(Path(html), scrub(page))
     return metrics

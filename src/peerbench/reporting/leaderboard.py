@@ -34,6 +34,9 @@ def review_board(runs: list[BoardRun]) -> dict[str, Any]:
                if name in m and "human" in m[name]}
     return {"review_columns": columns, "review_ceiling": ceiling}
 SWEEP_FILE = "sweep.json"
+JUDGED_COLUMNS = (("points_model_matched", "model's points raised by a human"),
+                  ("points_human_raised", "humans' points raised by the model"), ("aspect_mean", "aspects (1-5)"),
+                  ("length_words", "words"))
 
 
 def is_sweep_dir(path: str | Path) -> bool:
@@ -152,6 +155,20 @@ def task_figures(runs: list[BoardRun]) -> dict[str, str]:
     return {name: base64.b64encode(data).decode("ascii") for name, data in figures.items()}
 
 
+def judged_rows(runs: list[BoardRun]) -> list[dict[str, Any]]:
+    """Each model's judgements (peerbench.judging): its judged figures, the human's beside them."""
+    from peerbench.judging.tables import judge_lines
+
+    rows = []
+    for run in runs:
+        for judged in run.metrics.get("judgements") or []:
+            figures = {**((judged.get("points") or {}).get("measures") or {}),
+                       **((judged.get("aspects") or {}).get("measures") or {})}
+            rows.append({"label": run.label, "judge": judged["judge"]["judge_id"], "figures": figures,
+                         "checks": "; ".join(judge_lines(judged)[1:])})
+    return rows
+
+
 def task_board(task: str, runs: list[BoardRun], rank_by: str, resamples: int | None,
                seed: int | None) -> dict[str, Any]:
     """The rows of one task's table, best model first, and its figures."""
@@ -182,7 +199,7 @@ def task_board(task: str, runs: list[BoardRun], rank_by: str, resamples: int | N
     return {"task": task, "rule": rule, "description": entry["description"], "rows": rows,
             "baselines": baselines, "ceiling": ceiling, "ceiling_note": ceiling_note(entry).strip(),
             "confidence": round(reference.metrics["bootstrap"]["confidence"] * 100), "has_best": best is not None,
-            "figures": task_figures(ordered), **review_board(ordered)}
+            "figures": task_figures(ordered), **review_board(ordered), "judged": judged_rows(ordered)}
 
 
 def build_leaderboard(sweep_dir: str | Path, *, html: str | Path, label_rule: str | None = None,
@@ -237,7 +254,7 @@ def render(html: Path, sweep_dir: Path, tasks: list[dict[str, Any]], left_off: l
     matrix = {(board["task"], row["run"].label): row for board in tasks for row in board["rows"]}
     page = environment.get_template("leaderboard.html.j2").render(
         sweep_dir=str(sweep_dir), tasks=tasks, left_off=left_off, rank_by=rank_by, columns=BOARD_COLUMNS,
-        models=models, matrix=matrix, fmt=fmt_value, ci=fmt_ci, pvalue=pvalue)
+        models=models, matrix=matrix, fmt=fmt_value, ci=fmt_ci, pvalue=pvalue, judged_columns=JUDGED_COLUMNS)
     html.parent.mkdir(parents=True, exist_ok=True)
     from peerbench.pipeline.store import write_file
 

@@ -35,10 +35,11 @@ def texts_of(paper: Any, truncation: Mapping[str, Any] | None) -> tuple[str, str
     return head + (body[: len(body) - cut] if cut else body), head + body
 
 
-def load_papers(config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's papers by key, read from its dataset as the task selects it, in PEERBENCH_DATA where
-    that is set, else in the run's own --data-dir where it still exists, else the download cache;
-    (None, why) where they cannot be read (no copy here and no network, an uninstalled plugin...)."""
+def load_papers(config: Mapping[str, Any], data_dir: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's papers by key, read from its dataset as the task selects it, in ``data_dir`` where
+    given, else PEERBENCH_DATA where that is set, else the run's own --data-dir where it still exists,
+    else the download cache; (None, why) where they cannot be read (no copy here and no network, an
+    uninstalled plugin...)."""
     from peerbench.errors import PeerbenchError
     from peerbench.registry import registries
 
@@ -47,9 +48,11 @@ def load_papers(config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str |
 
     dataset_info = dict(config.get("dataset") or {})
     name = dataset_info.pop("name", None)
-    data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
-    data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
-    key = json.dumps([name, dataset_info, data_dir, os.environ.get("PEERBENCH_HOME")], sort_keys=True, default=str)
+    if data_dir is None:
+        data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
+        data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
+    key = json.dumps([name, dataset_info, str(data_dir) if data_dir else None, os.environ.get("PEERBENCH_HOME")],
+                     sort_keys=True, default=str)
     if key in _LOADED:
         return _LOADED[key]
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
+from peerbench.reporting.fit import Table  # fitted to the console's width
 from rich.text import Text
 
 # The rows of the run table, in this order; per-section rows follow structure_sections.

@@ -350,7 +350,16 @@ def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | No
 
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
     config, samples = read_run(run_dir)
-    return score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
+    metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
+    return with_judgements(run_dir, metrics)
+
+
+def with_judgements(run_dir: str | Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The run's metrics with the figures of every judgement of its reviews (peerbench.judging), if any."""
+    from peerbench.judging.stage import read_judgements
+
+    judgements = read_judgements(run_dir)
+    return {**metrics, "judgements": judgements} if judgements else metrics
 
 
 def selected(config: dict[str, Any], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:

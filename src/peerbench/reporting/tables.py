@@ -184,6 +184,10 @@ def render_metrics(metrics: dict[str, Any]) -> Group:
 
     parts.extend(t for t in (review_table(metrics), review_venue_table(metrics)) if t is not None)
     parts.append(summary_text(metrics))
+    if metrics.get("judgements"):
+        from peerbench.judging.tables import render_judgement
+
+        parts.extend(render_judgement(judgement) for judgement in metrics["judgements"])
     return Group(*parts)
 
 
@@ -235,6 +239,10 @@ def render_comparison(result: dict[str, Any], max_disagreements: int = 20) -> Gr
     from peerbench.reporting.review_tables import review_comparison
 
     parts.extend(review_comparison(result))
+    if result.get("judge"):
+        from peerbench.judging.tables import render_judge_comparison
+
+        parts.extend(render_judge_comparison(result["judge"]))
     return Group(*parts)
 
 
