@@ -404,3 +404,21 @@ def test_calls_of_different_papers_overlap_up_to_the_concurrency(bench, isolated
             assert len(times) == 12 and srv.max_in_flight == concurrency
             spans[concurrency] = times[-1] - times[0] + 0.3
     assert spans[4] < 2.0 and spans[2] < 3.2
+
+
+def test_without_an_ensemble_or_examples_the_reflections_continue_the_one_review(bench, isolated_home, tmp_path):
+    with server() as srv:
+        result = run_cli(run_args(srv, bench, tmp_path / "run", "e5", "-o", "num_fs_examples=0",
+                                  "-o", "num_reflections=3"), cli_env(isolated_home, OPENAI_API_KEY="unused"))
+        assert result.returncode == 0, result.stderr
+        bodies = [{k: b[k] for k in ("messages", "n", "temperature") if k in b} for b in srv.bodies]
+    system = {"role": "system", "content": PROMPTS["reviewer_system_prompt_neg"]}
+    base = {"role": "user", "content": PROMPTS["neurips_form"] + "\nHere is the paper you are asked to review:\n```\n"
+            + text_of("e5") + "\n```"}
+    reflect = {"role": "user", "content": PROMPTS["reviewer_reflection_prompt"]}
+    first, second = ({"role": "assistant", "content": reflection_reply("e5", r)} for r in (1, 2))
+    assert bodies == [{"messages": [system, base], "temperature": 0.1},
+                      {"messages": [system, base, first, reflect], "temperature": 0.1},
+                      {"messages": [system, base, first, reflect, second, reflect], "temperature": 0.1}]
+    sample = samples_of(tmp_path / "run")["e5"]
+    assert sample["completion"] == reflection_reply("e5", 3) and sample["extra"]["rounds"] == 2
