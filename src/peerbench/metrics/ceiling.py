@@ -22,10 +22,13 @@ from peerbench.metrics.rating import (  # noqa: F401  (HUMAN: the column's name,
 )
 
 CEILING_DRAWS = 200
+CEILING_DRAW_BUDGET = 4_000_000  # papers x draws: above 20,000 papers, fewer draws (draws_for)
 
 
 def _draws(recommendations: Sequence[Sequence[float]], seed: int, draws: int):
-    """``draws`` x papers: one reviewer's rating, drawn uniformly per paper, and the mean of the others'."""
+    """``draws`` x papers: one reviewer's rating, drawn uniformly per paper, and the mean of the
+    others'; with, above a few hundred papers, the level codes of both (:mod:`peerbench.metrics.tau`),
+    gathered from each paper's few possible values instead of found in the (draws x papers) matrices."""
     import numpy as np
 
     counts = np.array([len(r) for r in recommendations])
@@ -33,14 +36,50 @@ def _draws(recommendations: Sequence[Sequence[float]], seed: int, draws: int):
     for row, ratings in enumerate(recommendations):
         table[row, :len(ratings)] = ratings
     picked = (np.random.default_rng(seed).random((draws, len(counts))) * counts).astype(int)
-    held = table[np.arange(len(counts)), picked]
-    return held, (np.nansum(table, 1) - held) / (counts - 1)
+    rows = np.arange(len(counts))
+    held = table[rows, picked]
+    others = (np.nansum(table, 1) - held) / (counts - 1)
+    if len(counts) <= rating.PAIR_MATRIX_LIMIT:
+        return held, others, None
+    from peerbench.metrics import tau
+
+    # every value a draw can give a paper, each the same float as in held and others
+    possible = (table, (np.nansum(table, 1)[:, None] - table) / (counts - 1)[:, None])
+    coded = [tau.levels(values) for values in possible]
+    if any(c is None for c in coded):
+        return held, others, None
+    return held, others, [(codes[rows, picked], k) for codes, k in coded]
 
 
-def _rows(rows_function, function, human, model) -> list[float | None]:
+def _pair_values(human, model, coded=None) -> tuple[list[float | None], list[float | None]]:
+    """(Kendall's tau-b, pairwise accuracy) of each draw: pair matrices for a few hundred papers,
+    level tables above (:mod:`peerbench.metrics.tau`), scipy per draw for too many distinct levels."""
     if human.shape[1] <= rating.PAIR_MATRIX_LIMIT:
-        return list(rows_function(human, model))
-    return [function(h, m) for h, m in zip(human, model)]
+        return list(row_kendall(human, model)), list(row_pairwise(human, model))
+    if coded is not None:
+        import numpy as np
+
+        from peerbench.metrics import tau
+
+        (human_codes, kh), (model_codes, km) = coded
+        cells = np.where((human_codes >= 0) & (model_codes >= 0), human_codes * km + model_codes, -1)
+        counts = tau.pair_counts(cells, (kh, km))
+        return list(tau.tau_from(counts)), list(tau.pairwise_from(counts))
+    return [kendall(h, m) for h, m in zip(human, model)], [pairwise_accuracy(h, m) for h, m in zip(human, model)]
+
+
+def _spearman(held, others, coded=None):
+    if coded is None:
+        return row_spearman(held, others)
+    from peerbench.metrics import tau
+
+    return rating.spearman_of_ranks(*(tau.level_ranks(codes, k) for codes, k in coded))
+
+
+def draws_for(papers: int) -> int:
+    """CEILING_DRAWS, fewer above CEILING_DRAW_BUDGET / 20 papers (200,000 papers: 20 draws): the
+    mean over draws of a statistic over n papers varies less the larger n is, while each draw costs n."""
+    return min(CEILING_DRAWS, max(20, CEILING_DRAW_BUDGET // max(1, papers)))
 
 
 def _mean_over_draws(values) -> float | None:
@@ -75,12 +114,13 @@ def _decision_ceiling(recommendations: Sequence[Sequence[float]], gold) -> dict[
 
 
 def human_ceiling(recommendations: Sequence[Sequence[float]], gold: Sequence[bool] | None = None, *,
-                  seed: int = 0, draws: int = CEILING_DRAWS) -> dict[str, float]:
+                  seed: int = 0, draws: int | None = None) -> dict[str, float]:
     """How well one human reviewer does, leaving that reviewer out of the target.
 
     Papers with at least two ratings count. Against the others' mean rating (Spearman, Kendall,
     pairwise accuracy, MAE): one reviewer is drawn per paper, ``draws`` times (seeded), and the
-    values are averaged over the draws. Against ``gold`` (the real decision): AUROC of that
+    values are averaged over the draws (``draws``, by default :func:`draws_for` the papers: 200 up
+    to 20,000 papers). Against ``gold`` (the real decision): AUROC of that
     reviewer's rating, and the balanced accuracy of the best threshold ``rating >= t``, chosen on
     these same papers (an optimistic ceiling; ``balanced_accuracy_threshold`` says which t).
     """
@@ -88,11 +128,13 @@ def human_ceiling(recommendations: Sequence[Sequence[float]], gold: Sequence[boo
     if len(keep) < 2:
         return {}
     rated = [list(map(float, recommendations[i])) for i in keep]
-    held, others = _draws(rated, seed, draws)
+    draws = draws if draws is not None else draws_for(len(keep))
+    held, others, coded = _draws(rated, seed, draws)
     out: dict[str, float] = {"n": len(keep), "draws": draws}
-    values = {"rating_spearman": _mean_over_draws(row_spearman(held, others)),
-              "rating_kendall": _mean_over_draws(_rows(row_kendall, kendall, others, held)),
-              "rating_pairwise_accuracy": _mean_over_draws(_rows(row_pairwise, pairwise_accuracy, others, held)),
+    taus, pairwise = _pair_values(others, held, coded and coded[::-1])
+    values = {"rating_spearman": _mean_over_draws(_spearman(held, others, coded)),
+              "rating_kendall": _mean_over_draws(taus),
+              "rating_pairwise_accuracy": _mean_over_draws(pairwise),
               "rating_mae": _mean_over_draws(abs(held - others).mean(1))}
     out.update({name: value for name, value in values.items() if value is not None})
     if gold is not None:

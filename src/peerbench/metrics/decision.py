@@ -7,6 +7,10 @@ every formula against, costs a second to import at the end of every run)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from peerbench.hookspecs import hookimpl
 from peerbench.metrics import Metric, ScoreInputs
 
@@ -47,15 +51,37 @@ def _mcc_counts(tp, fp, fn, tn, unparsed):
     return _ratio(tp * tn - fp * fn, den)
 
 
+_SHARED: list[Any] = []  # inside shared_weights(): [(index, n, weights)] of the last call, or []
+_SHARING: list[bool] = []
+
+
+@contextlib.contextmanager
+def shared_weights() -> Iterator[None]:
+    """Within the block, :func:`resample_weights` of the same index matrix is built once and handed
+    to every P(accept) metric (scoring's bootstrap, one chunk of resamples at a time)."""
+    _SHARING.append(True)
+    try:
+        yield
+    finally:
+        _SHARING.pop()
+        _SHARED.clear()
+
+
 def resample_weights(n: int, index):
     """How often each of the ``n`` papers is drawn in each resample (one row per resample): the
-    P(accept) metrics are computed from these weights, all resamples at once."""
+    P(accept) metrics are computed from these weights, all resamples at once. Callers never
+    modify the matrix (inside :func:`shared_weights` it is shared)."""
     import numpy as np
 
+    if _SHARING and _SHARED and _SHARED[0][0] is index and _SHARED[0][1] == n:
+        return _SHARED[0][2]
     index = np.asarray(index)
     rows = index.shape[0]
     flat = (index + n * np.arange(rows)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+    weights = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+    if _SHARING:
+        _SHARED[:] = [(index, n, weights)]
+    return weights
 
 
 def _with_proba(inputs: ScoreInputs, index=None):
@@ -65,7 +91,11 @@ def _with_proba(inputs: ScoreInputs, index=None):
 
     has = ~np.isnan(inputs.p_accept)
     y, p = inputs.y_true[has].astype(float), inputs.p_accept[has]
-    w = np.ones((1, len(p))) if index is None else resample_weights(len(has), index)[:, has]
+    if index is None:
+        w = np.ones((1, len(p)))
+    else:
+        w = resample_weights(len(has), index)
+        w = w if has.all() else w[:, has]
     return y, p, w
 
 

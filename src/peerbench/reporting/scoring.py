@@ -79,36 +79,22 @@ def resampled_counts(inputs: ScoreInputs, index) -> tuple:
 
 def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int, seed: int,
               confidence: float) -> dict[str, list[float]]:
-    """Percentile intervals; count-based metrics vectorised over all resamples at once."""
+    """Percentile intervals; count-based metrics vectorised over the resamples, drawn and used a
+    chunk of rows at a time (peerbench.reporting.resampling)."""
     import numpy as np
+
+    from peerbench.reporting.resampling import resampled_values
 
     n = len(inputs.y_true)
     if n == 0 or resamples <= 0:
         return {}
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, n, size=(resamples, n))
-    counts = resampled_counts(inputs, index)
     alpha = (1 - confidence) / 2
     out = {}
-    for metric in metrics:
-        if metric.from_counts is not None:
-            values = np.asarray(metric.from_counts(*counts), dtype=float)
-        else:
-            missing_p = np.isnan(inputs.p_accept)
-            if metric.needs_proba and missing_p.all():
-                continue
-            # papers without a P(accept) go to a from_resamples only if it says it leaves them out
-            vectorised = metric.from_resamples is not None and (
-                not (metric.needs_proba and missing_p.any())
-                or getattr(metric.from_resamples, "leaves_out_missing_p", False))
-            if vectorised:
-                values = np.asarray(metric.from_resamples(inputs, index), dtype=float)
-            else:
-                values = np.array([v if (v := metric.compute(inputs.subset(row))) is not None else np.nan
-                                   for row in index], dtype=float)
+    for name, values in resampled_values(inputs, metrics, resamples=resamples, seed=seed,
+                                         counts_of=resampled_counts).items():
         values = values[~np.isnan(values)]
         if len(values):
-            out[metric.name] = [float(q) for q in np.quantile(values, [alpha, 1 - alpha])]
+            out[name] = [float(q) for q in np.quantile(values, [alpha, 1 - alpha])]
     return out
 
 
