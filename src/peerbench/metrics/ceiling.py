@@ -8,6 +8,7 @@ per-review ratings (``Sample.recommendations``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,30 +26,42 @@ CEILING_DRAWS = 200
 CEILING_DRAW_BUDGET = 4_000_000  # papers x draws: above 20,000 papers, fewer draws (draws_for)
 
 
+DRAW_CHUNK_ENTRIES = 1_000_000  # draws x papers held at once
+
+
 def _draws(recommendations: Sequence[Sequence[float]], seed: int, draws: int):
-    """``draws`` x papers: one reviewer's rating, drawn uniformly per paper, and the mean of the
-    others'; with, above a few hundred papers, the level codes of both (:mod:`peerbench.metrics.tau`),
-    gathered from each paper's few possible values instead of found in the (draws x papers) matrices."""
+    """``draws`` x papers: one reviewer's rating, drawn uniformly per paper, and the mean of the others'."""
+    import numpy as np
+
+    blocks = list(_draw_blocks(recommendations, seed, draws))
+    return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+
+
+def _draw_blocks(recommendations: Sequence[Sequence[float]], seed: int, draws: int):
+    """``draws`` x papers, a block of draws at a time: one reviewer's rating, drawn uniformly per
+    paper, and the mean of the others'; with, above a few hundred papers, the level codes of both
+    (:mod:`peerbench.metrics.tau`), gathered from each paper's few possible values instead of found
+    in the (draws x papers) matrices. The blocks are the rows one seeded draw of all would give."""
     import numpy as np
 
     counts = np.array([len(r) for r in recommendations])
     table = np.full((len(counts), counts.max()), np.nan)
     for row, ratings in enumerate(recommendations):
         table[row, :len(ratings)] = ratings
-    picked = (np.random.default_rng(seed).random((draws, len(counts))) * counts).astype(int)
-    rows = np.arange(len(counts))
-    held = table[rows, picked]
-    others = (np.nansum(table, 1) - held) / (counts - 1)
-    if len(counts) <= rating.PAIR_MATRIX_LIMIT:
-        return held, others, None
-    from peerbench.metrics import tau
+    rows, totals = np.arange(len(counts)), np.nansum(table, 1)
+    coded = None
+    if len(counts) > rating.PAIR_MATRIX_LIMIT:
+        from peerbench.metrics import tau
 
-    # every value a draw can give a paper, each the same float as in held and others
-    possible = (table, (np.nansum(table, 1)[:, None] - table) / (counts - 1)[:, None])
-    coded = [tau.levels(values) for values in possible]
-    if any(c is None for c in coded):
-        return held, others, None
-    return held, others, [(codes[rows, picked], k) for codes, k in coded]
+        # every value a draw can give a paper, each the same float as in held and others below
+        coded = [tau.levels(values) for values in (table, (totals[:, None] - table) / (counts - 1)[:, None])]
+        coded = None if any(c is None for c in coded) else coded
+    rng = np.random.default_rng(seed)
+    step = max(1, DRAW_CHUNK_ENTRIES // len(counts))
+    for start in range(0, draws, step):
+        picked = (rng.random((min(step, draws - start), len(counts))) * counts).astype(int)
+        held = table[rows, picked]
+        yield held, (totals - held) / (counts - 1), coded and [(codes[rows, picked], k) for codes, k in coded]
 
 
 def _pair_values(human, model, coded=None) -> tuple[list[float | None], list[float | None]]:
@@ -127,19 +140,28 @@ def human_ceiling(recommendations: Sequence[Sequence[float]], gold: Sequence[boo
     keep = [i for i, r in enumerate(recommendations) if r is not None and len(r) >= 2]
     if len(keep) < 2:
         return {}
-    rated = [list(map(float, recommendations[i])) for i in keep]
+    rated = [tuple(map(float, recommendations[i])) for i in keep]
     draws = draws if draws is not None else draws_for(len(keep))
-    held, others, coded = _draws(rated, seed, draws)
     out: dict[str, float] = {"n": len(keep), "draws": draws}
-    taus, pairwise = _pair_values(others, held, coded and coded[::-1])
-    values = {"rating_spearman": _mean_over_draws(_spearman(held, others, coded)),
-              "rating_kendall": _mean_over_draws(taus),
-              "rating_pairwise_accuracy": _mean_over_draws(pairwise),
-              "rating_mae": _mean_over_draws(abs(held - others).mean(1))}
-    out.update({name: value for name, value in values.items() if value is not None})
+    out.update(_against_the_others(tuple(rated), seed, draws))
     if gold is not None:
         out.update(_decision_ceiling(rated, [gold[i] for i in keep]))
     return out
+
+
+@functools.lru_cache(maxsize=4)  # each label rule of a run asks again for the same papers' ratings
+def _against_the_others(rated: tuple[tuple[float, ...], ...], seed: int, draws: int) -> dict[str, float]:
+    """The held-out reviewer against the others' mean, averaged over the draws."""
+    per_draw: dict[str, list[Any]] = {"rating_spearman": [], "rating_kendall": [], "rating_pairwise_accuracy": [],
+                                      "rating_mae": []}
+    for held, others, coded in _draw_blocks(rated, seed, draws):
+        taus, pairwise = _pair_values(others, held, coded and coded[::-1])
+        per_draw["rating_spearman"].extend(_spearman(held, others, coded))
+        per_draw["rating_kendall"].extend(taus)
+        per_draw["rating_pairwise_accuracy"].extend(pairwise)
+        per_draw["rating_mae"].extend(abs(held - others).mean(1))
+    values = {name: _mean_over_draws(values) for name, values in per_draw.items()}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 CEILING_MIN_PAPERS = 10  # fewer papers with 2+ ratings: no ceiling (it carries no interval)

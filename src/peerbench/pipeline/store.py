@@ -13,12 +13,14 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from peerbench.errors import ConfigError
 
 CONFIG_FILE, SAMPLES_FILE, METRICS_FILE, LOCK_FILE = "config.json", "samples.jsonl", "metrics.json", ".lock"
+KEYS_FILE = "paper_keys.txt"  # the selection a run scores, one paper key a line
 
 
 def stable_hash(value: Any) -> str:
@@ -51,8 +53,10 @@ class RunDir:
             self._lock.release()
             self._lock = None
 
-    def claim(self, config: dict[str, Any]) -> None:
-        """Write config.json, or check that an existing run here has the same identity."""
+    def claim(self, config: dict[str, Any], paper_keys: list[str] | None = None) -> None:
+        """Write config.json, or check that an existing run here has the same identity; with
+        ``paper_keys``, the selection this run scores goes to paper_keys.txt (one key a line, its
+        hash and count in config.json): 20 bytes a paper, kept out of config.json at any scale."""
         path = self.path / CONFIG_FILE
         if path.is_file():
             try:
@@ -62,17 +66,27 @@ class RunDir:
             if existing.get("run_identity") != config["run_identity"]:
                 raise ConfigError(f"{self.path}: holds a run with different settings "
                                   f"(task, backend, model or generation); pick another --out or remove it")
-        tmp = path.with_name(CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        if paper_keys is not None:
+            text = "".join(key + "\n" for key in paper_keys)
+            config["paper_keys_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            _write_atomically(self.path / KEYS_FILE, text)
+        _write_atomically(path, json.dumps(config, indent=2, sort_keys=True))
 
-    def read_samples(self) -> dict[str, dict[str, Any]]:
-        """Stored samples by id; a torn last line (a crash mid-write) is cut off the file."""
-        samples, torn_at = parse_samples(self.path / SAMPLES_FILE)
+    def read_samples(self, keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """Stored samples by id, in one pass over the file, each passed through ``keep`` (e.g.
+        :func:`for_scoring`) as it is read; a torn last line (a crash mid-write) is cut off the file."""
+        samples: dict[str, dict[str, Any]] = {}
+        torn_at = read_sample_lines(self.path / SAMPLES_FILE, samples, keep)
         if torn_at is not None:
             with (self.path / SAMPLES_FILE).open("r+b") as handle:
                 handle.truncate(torn_at)
-        return {sample["id"]: sample for sample in samples}
+        return samples
+
+    def read_full(self, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """The stored lines, whole, of the papers ``keys`` names (the last line of each)."""
+        found: dict[str, dict[str, Any]] = {}
+        read_sample_lines(self.path / SAMPLES_FILE, found, None, wanted=keys)
+        return found
 
     def append(self, sample: dict[str, Any]) -> None:
         if self._handle is None:
@@ -145,28 +159,80 @@ def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     Only the last line can be torn by a crash (the file is append-only); a bad line anywhere else
     is an error naming it, so that nothing after it is ever thrown away.
     """
+    samples: list[dict[str, Any]] = []
+    torn_at = _each_line(path, samples.append)
+    return samples, torn_at
+
+
+# Never read by scoring, and the bulk of a stored line: what a run keeps of each sample to score it.
+NOT_SCORED = ("completion", "messages", "title")
+
+
+def for_scoring(sample: dict[str, Any]) -> dict[str, Any]:
+    """A stored line without what scoring never reads (the review's text, the prompt, every
+    generation's text with --samples k): the small per-paper record a run and `report` hold."""
+    kept = {key: value for key, value in sample.items() if key not in NOT_SCORED}
+    extra = kept.get("extra")
+    if isinstance(extra, dict) and "completions" in extra:
+        kept["extra"] = {key: value for key, value in extra.items() if key != "completions"}
+    return kept
+
+
+def read_sample_lines(path: Path, into: dict[str, dict[str, Any]], keep: Callable | None = None,
+                      wanted: set[str] | None = None) -> int | None:
+    """Each checked line of ``path`` into ``into`` by id (a later line supersedes an earlier one),
+    passed through ``keep``; only ids in ``wanted`` where given. Returns a torn last line's offset."""
+    def add(sample: dict[str, Any]) -> None:
+        if wanted is None or sample["id"] in wanted:
+            into[sample["id"]] = keep(sample) if keep is not None else sample
+
+    return _each_line(path, add)
+
+
+def _each_line(path: Path, handle_sample: Callable[[dict[str, Any]], None]) -> int | None:
+    """Read samples.jsonl line by line (never whole), checking each line; the offset of a torn last line."""
     if not path.is_file():
-        return [], None
-    data = path.read_bytes()
-    lines = data.splitlines(keepends=True)
-    samples, offset = [], 0
-    for number, line in enumerate(lines, 1):
-        try:
-            if not line.endswith(b"\n"):
-                raise ValueError("no newline")
-            parsed = json.loads(line) if line.strip() else None
-        except ValueError:
-            if number == len(lines):
-                return samples, offset
-            raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
-        if parsed is not None:
-            samples.append(check_sample(parsed, f"{path}:{number}"))
-        offset += len(line)
-    return samples, None
+        return None
+    offset = 0
+    with path.open("rb") as handle:
+        line = handle.readline()
+        number = 1
+        while line:
+            following = handle.readline()
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("no newline")
+                parsed = json.loads(line) if line.strip() else None
+            except ValueError:
+                if not following:
+                    return offset
+                raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
+            if parsed is not None:
+                handle_sample(check_sample(parsed, f"{path}:{number}"))
+            offset += len(line)
+            line, number = following, number + 1
+    return None
 
 
-def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring."""
+def read_paper_keys(path: Path, config: dict[str, Any]) -> list[str] | None:
+    """The selection config.json's run scored: its own list (runs before paper_keys.txt), or
+    paper_keys.txt where its hash matches config.json's (else None: every sample)."""
+    if "paper_keys" in config:
+        return config["paper_keys"]
+    expected = config.get("paper_keys_sha256")
+    try:
+        text = (path / KEYS_FILE).read_text()
+    except OSError:
+        return None
+    if expected is None or hashlib.sha256(text.encode()).hexdigest() != expected:
+        return None
+    return text.splitlines()
+
+
+def read_run(path: str | Path, *, scoring_only: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring;
+    with ``scoring_only``, each sample without what scoring never reads (:func:`for_scoring`).
+    config["paper_keys"] is the run's selection (read from paper_keys.txt)."""
     path = Path(path)
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
@@ -175,9 +241,19 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
-    samples, _ = parse_samples(path / SAMPLES_FILE)
+    keys = read_paper_keys(path, config)
+    if keys is not None:
+        config["paper_keys"] = keys
     # A paper requested again (--retry-failed) has a later line that supersedes its earlier one.
-    return config, list({sample["id"]: sample for sample in samples}.values())
+    samples: dict[str, dict[str, Any]] = {}
+    read_sample_lines(path / SAMPLES_FILE, samples, for_scoring if scoring_only else None)
+    return config, list(samples.values())
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class ResponseCache:
@@ -298,7 +374,7 @@ class SampleRecorder:
     def record(self, sample: Any) -> None:
         line = sample.to_json()
         self.run_dir.append(line)
-        self.samples.append(line)
+        self.samples.append(for_scoring(line))  # all a run scores; the review's text stays on disk
         if sample.error:
             self.failures += 1
         else:
@@ -308,3 +384,32 @@ class SampleRecorder:
 
             raise BackendError(f"every request failed so far ({self.failures}); first error: "
                                f"{self.samples[0]['error']}")
+
+
+class StoredSamples(Sequence):
+    """A run's samples, whole (review text included), in the order of its selection: read from
+    samples.jsonl when first used, so a run of 200,000 papers holds none of them unless asked
+    (``RunResult.samples``)."""
+
+    def __init__(self, run_dir: str | Path, keys: Sequence[str]):
+        self.run_dir, self.keys = Path(run_dir), list(keys)
+        self._samples: list[dict[str, Any]] | None = None
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self._samples is None:
+            stored: dict[str, dict[str, Any]] = {}
+            read_sample_lines(self.run_dir / SAMPLES_FILE, stored, wanted=set(self.keys))
+            self._samples = [stored[key] for key in self.keys if key in stored]
+        return self._samples
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, (list, Sequence)) else other)
+
+    def __repr__(self) -> str:
+        return f"StoredSamples({self.run_dir}, {len(self.keys)} papers)"

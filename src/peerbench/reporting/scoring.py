@@ -308,7 +308,7 @@ def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | No
     from peerbench.pipeline.store import read_run
 
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
-    config, samples = read_run(run_dir)
+    config, samples = read_run(run_dir, scoring_only=True)  # without the reviews' text: all scoring reads
     return score_stored(run_dir, config, samples, resamples=resamples, seed=seed)
 
 
