@@ -21,7 +21,7 @@ from typing import Any
 from peerbench.errors import ConfigError, DataError
 from peerbench.records import Paper
 
-CHUNK_PAPERS = 512  # papers prepared (prompts rendered) at a time
+CHUNK_PAPERS = 256  # papers prepared (prompts rendered) at a time
 
 
 @dataclass(frozen=True)

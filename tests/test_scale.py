@@ -1,0 +1,132 @@
+"""Corpus scale (issue 36): a run streams its papers, so its memory does not grow with the corpus,
+and bad data far down a large file is still named before any request."""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+from conftest import cli_env
+
+import peerbench
+from peerbench.pipeline.store import read_run
+from peerbench.registry import registries
+from peerbench.reporting.scoring import score_run
+
+PAPERS, PAPER_BYTES = 3000, 60_000  # a 180 MB corpus
+# Address space for the whole CLI process (interpreter, numpy, pydantic and the run), calibrated on
+# the development machine: the code before streaming needed about 750 MB here (it held every paper,
+# every prompt and every sample at once: failed at 700 MB), the streaming run under 450 MB.
+ADDRESS_SPACE_MB = 600
+WORDS = "model data training network learning method results task evaluation corpus parser embedding".split()
+
+
+def write_corpus(folder, papers=PAPERS, paper_bytes=PAPER_BYTES):
+    body = " ".join(WORDS[j % len(WORDS)] for j in range(paper_bytes // 7))
+    with (folder / "papers.jsonl").open("w") as handle:
+        for i in range(papers):
+            handle.write(json.dumps({"id": f"p{i}", "title": f"Paper {i}", "abstract": "a",
+                                     "sections": [{"heading": "1 Body", "text": f"{i} {body}"}],
+                                     "recommendations": [1 + i % 5, 1 + (i * 3) % 5], "accepted": i % 3 == 0}) + "\n")
+    task = folder / "big.yaml"
+    task.write_text("task: big\nversion: 1\ndataset:\n  name: jsonl\n  path: papers.jsonl\n"
+                    "label_rule: recommendation>=4\nreport_label_rules: [decision]\nmax_model_len: 1000000\n")
+    return task
+
+
+def limited(megabytes):
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+    return apply
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is calibrated on Linux")
+def test_a_large_corpus_runs_in_bounded_memory_and_scores_as_the_whole_samples_do(tmp_path):
+    task = write_corpus(tmp_path)
+    out = tmp_path / "run"
+    env = cli_env(tmp_path / "home", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+    args = [sys.executable, "-m", "peerbench.cli", "run", "--include-path", str(task), "--task", "big",
+            "--backend", "baseline", "--model", "always-accept", "-q", "--out", str(out), "--resamples", "50",
+            "--json"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600,
+                          preexec_fn=limited(ADDRESS_SPACE_MB))
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout)
+
+    # by hand: always-accept recalls every gold accept; precision is the share of gold accepts
+    gold = [(1 + i % 5 + 1 + (i * 3) % 5) / 2 >= 4 for i in range(PAPERS)]
+    share = sum(gold) / PAPERS
+    overall = metrics["label_rules"]["recommendation>=4"]["overall"]
+    assert overall["n"] == PAPERS and overall["metrics"]["recall"]["value"] == 1.0
+    assert overall["metrics"]["precision"]["value"] == pytest.approx(share, abs=1e-12)
+    assert overall["metrics"]["f1"]["value"] == pytest.approx(2 * share / (1 + share), abs=1e-12)
+
+    # the unstreamed computation: every stored line read whole, scored at once
+    config, samples = read_run(out)
+    regs = registries()
+    whole = score_run(samples, config, [regs.metrics.get(n).value for n in config["metrics"]], resamples=50, seed=0)
+    for key in ("label_rules", "decisions", "n_answered", "complete", "truncation", "tokens"):
+        assert metrics[key] == whole[key], key
+    assert metrics["label_rules"]["decision"]["baselines"]["one human reviewer"]["n"] == PAPERS
+    config_text = (out / "config.json").read_text()
+    assert len(config_text) < 20_000 and "p2999" not in config_text  # the keys are in paper_keys.txt
+    assert (out / "paper_keys.txt").read_text().splitlines() == [f"custom/p{i}" for i in range(PAPERS)]
+
+    # the rerun requests nothing and prints the same numbers; report too
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600,
+                           preexec_fn=limited(ADDRESS_SPACE_MB))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["label_rules"] == metrics["label_rules"]
+    assert len((out / "samples.jsonl").read_text().splitlines()) == PAPERS
+    report = subprocess.run([sys.executable, "-m", "peerbench.cli", "report", str(out), "--json"], env=env,
+                            capture_output=True, text=True, timeout=600, preexec_fn=limited(ADDRESS_SPACE_MB))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert json.loads(report.stdout)["label_rules"] == metrics["label_rules"]
+
+
+def test_a_malformed_line_150000_is_named_before_any_request(tmp_path):
+    line = '{"id": "p%d", "title": "T", "body": "b"}\n'
+    with (tmp_path / "papers.jsonl").open("w") as handle:
+        handle.write("".join(line % i for i in range(1, 150_000)))
+        handle.write('{"id": "p150000", "title": "T", "body": "b"\n')  # the closing brace is missing
+        handle.write(line % 150_001)
+    (tmp_path / "t.yaml").write_text("task: long\nversion: 1\ndataset:\n  name: jsonl\n  path: papers.jsonl\n"
+                                     "label_rule: decision\n")
+    with pytest.raises(peerbench.DataError, match=r"papers\.jsonl:150000: not valid JSON"):
+        peerbench.run("long", "baseline", "always-accept", include_paths=[tmp_path / "t.yaml"], out=tmp_path / "run")
+    assert not (tmp_path / "run" / "samples.jsonl").exists()  # nothing was requested, nothing stored
+
+
+@pytest.mark.fast
+def test_the_stream_is_read_twice_and_never_held_whole(tmp_path, monkeypatch):
+    """The run reads the dataset once to check it and once for the papers to request, one paper at
+    a time: the second read starts only after the whole file was checked."""
+    from peerbench.datasets.jsonl import JsonlDataset
+
+    with (tmp_path / "papers.jsonl").open("w") as handle:
+        for i in range(1200):
+            handle.write(json.dumps({"id": f"p{i}", "title": "T", "body": "b", "accepted": i % 2 == 0}) + "\n")
+    (tmp_path / "t.yaml").write_text("task: s\nversion: 1\ndataset:\n  name: jsonl\n  path: papers.jsonl\n"
+                                     "label_rule: decision\n")
+    reads = []
+    original = JsonlDataset.iter_papers
+
+    def counting(self, args, *, progress=True):
+        reads.append(0)
+        for paper in original(self, args, progress=progress):
+            reads[-1] += 1
+            yield paper
+
+    monkeypatch.setattr(JsonlDataset, "iter_papers", counting)
+    monkeypatch.setattr(JsonlDataset, "load", lambda *a, **k: pytest.fail("a run never loads the list"))
+    result = peerbench.run("s", "baseline", "always-accept", include_paths=[tmp_path / "t.yaml"],
+                           out=tmp_path / "run", resamples=20)
+    assert reads == [1200, 1200] and result.metrics["n_answered"] == 1200
+    assert result.metrics["label_rules"]["decision"]["overall"]["metrics"]["precision"]["value"] == 0.5
+    assert len(result.samples) == 1200 and result.samples[0]["completion"].startswith("## Summary")
+    again = peerbench.run("s", "baseline", "always-accept", include_paths=[tmp_path / "t.yaml"],
+                          out=tmp_path / "run", resamples=20)
+    assert reads == [1200, 1200, 1200]  # all answered: no second read
+    assert again.metrics["label_rules"] == result.metrics["label_rules"]
