@@ -130,3 +130,58 @@ def test_the_stream_is_read_twice_and_never_held_whole(tmp_path, monkeypatch):
                           out=tmp_path / "run", resamples=20)
     assert reads == [1200, 1200, 1200]  # all answered: no second read
     assert again.metrics["label_rules"] == result.metrics["label_rules"]
+
+
+def random_samples(n, seed, venues=1):
+    import random
+
+    rnd = random.Random(seed)
+    samples = []
+    for i in range(n):
+        recs = [rnd.randint(1, 5) for _ in range(rnd.choice([1, 2, 3]))]
+        samples.append({"id": f"v{i % venues}/p{i}", "venue": f"v{i % venues}",
+                        "decision": rnd.choice(["ACCEPT"] * 5 + ["REJECT"] * 4 + ["UNPARSED", "AMBIGUOUS"]),
+                        "gold": {"recommendation>=4": sum(recs) / len(recs) >= 4, "decision": rnd.random() < 0.3},
+                        "p_accept": None if rnd.random() < 0.1 else round(rnd.random(), 2), "error": None,
+                        "mean_recommendation": sum(recs) / len(recs), "recommendations": recs,
+                        "rating": None if rnd.random() < 0.2 else rnd.randint(1, 10), "rating_scale": [1, 10]})
+    return samples
+
+
+def scored(samples, resamples=200):
+    from peerbench.reporting.scoring import score_samples
+
+    regs = registries()
+    return score_samples(samples, label_rules=["recommendation>=4", "decision"], resamples=resamples,
+                         metrics=[regs.metrics.get(n).value for n in regs.metrics.names()])
+
+
+@pytest.mark.fast
+def test_the_bootstrap_in_chunks_gives_the_intervals_of_one_whole_draw(monkeypatch):
+    """Resamples drawn and scored a few rows at a time: the same intervals, to the last bit, as one
+    (resamples x n) draw (the chunk holding every row is the bootstrap as it was before chunks)."""
+    from peerbench.reporting import resampling
+
+    samples = random_samples(150, seed=3, venues=2)
+    monkeypatch.setattr(resampling, "CHUNK_ENTRIES", 10**9)
+    whole = scored(samples)
+    monkeypatch.setattr(resampling, "CHUNK_ENTRIES", 150 * 7)  # 7 resamples a chunk, the last one short
+    monkeypatch.setattr(resampling, "MIN_ROWS", 1)
+    assert scored(samples) == whole
+    venue = whole["label_rules"]["decision"]["per_venue"]["v0"]["metrics"]
+    assert venue["auroc"]["ci"] is not None and venue["rating_kendall"]["ci"] is not None
+
+
+def test_pairs_counted_from_level_tables_equal_scipy_per_row(monkeypatch):
+    """Above 400 papers, Kendall's tau, pairwise accuracy and Spearman's ranks of the bootstrap and
+    the human ceiling come from (human level x model level) tables: the same numbers as scipy per
+    resample and per draw (forced here by allowing no table at all)."""
+    from peerbench.metrics import ceiling, tau
+
+    samples = random_samples(1200, seed=5)
+    tables = scored(samples, resamples=40)
+    ceiling._against_the_others.cache_clear()
+    monkeypatch.setattr(tau, "MAX_CELLS", 0)  # every table too large: scipy and sorting, as before
+    assert scored(samples, resamples=40) == tables
+    human = tables["label_rules"]["decision"]["baselines"]["one human reviewer"]
+    assert human["draws"] == 200 and human["n"] > 400 and -1 < human["rating_kendall"] < 1

@@ -20,7 +20,8 @@ from peerbench.pipeline.collect import Collector
 from peerbench.pipeline.dispatch import dispatch, split_cached
 from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
 from peerbench.pipeline.prepare import prepare
-from peerbench.pipeline.store import RunDir, SampleRecorder, StoredSamples, for_scoring, open_cache
+from peerbench.pipeline.lines import StoredSamples, for_scoring
+from peerbench.pipeline.store import RunDir, SampleRecorder, open_cache
 from peerbench.pipeline.stream import PaperStream, scan, stream_requests
 from peerbench.records import Completion, Paper
 from peerbench.reporting.scoring import DEFAULT_RESAMPLES, is_answered, score_run

@@ -17,14 +17,16 @@ from typing import Any
 from peerbench.metrics import Metric, ScoreInputs
 
 CHUNK_ENTRIES = 2_000_000  # resample rows x papers held at once
+MIN_ROWS = 50                # but never fewer rows than this a chunk (10,000,000 entries at 200,000 papers)
 
 
-def resample_chunks(n: int, resamples: int, seed: int, chunk_entries: int = CHUNK_ENTRIES):
+def resample_chunks(n: int, resamples: int, seed: int, chunk_entries: int | None = None):
     """The rows of the seeded (resamples x n) index matrix, a block of rows at a time."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    step = max(1, chunk_entries // max(1, n))
+    # at least MIN_ROWS a chunk: each chunk costs the metrics some O(n) set-up (sorting P(accept))
+    step = max(min(MIN_ROWS, resamples), (chunk_entries or CHUNK_ENTRIES) // max(1, n))
     for start in range(0, resamples, step):
         yield rng.integers(0, n, size=(min(step, resamples - start), n))
 
