@@ -120,7 +120,13 @@ def weighted_auroc(y, p, w):
 
     if len(p) == 0:
         return np.full(len(w), np.nan)
-    pos, neg = _by_score(y, p, w, descending=False)
+    return _auroc_of(*_by_score(y, p, w, descending=False))
+
+
+def _auroc_of(pos, neg):
+    """AUROC from the weights of gold-accept and gold-reject papers per distinct score, ascending."""
+    import numpy as np
+
     below = np.cumsum(neg, axis=1) - neg
     n_pos, n_neg = pos.sum(1), neg.sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,11 +141,53 @@ def _average_precision_weighted(y, p, w):
 
     if len(p) == 0:
         return np.full(len(w), np.nan)
-    pos, neg = _by_score(y, p, w, descending=True)
+    return _average_precision_of(*_by_score(y, p, w, descending=True))
+
+
+def _average_precision_of(pos, neg):
+    """Average precision from the weights of gold-accept and gold-reject papers per distinct score, descending."""
+    import numpy as np
+
     seen_pos, seen = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
     precision = np.divide(seen_pos, seen, out=np.zeros_like(seen), where=seen > 0)
     n_pos = pos.sum(1)
     return np.where(n_pos > 0, (pos * precision).sum(1) / np.where(n_pos > 0, n_pos, 1), np.nan)
+
+
+def _drawn_by_score(inputs: ScoreInputs, index, descending: bool):
+    """:func:`_by_score` of a resample index matrix: each paper's (score level, gold) counted over
+    each row (one bincount), instead of building, reordering and summing the (rows x papers) weight
+    matrix. The counts are the same integers, so every value computed from them is the same."""
+    import numpy as np
+
+    has = ~np.isnan(inputs.p_accept)
+    distinct = np.unique(inputs.p_accept[has])
+    levels = len(distinct)
+    level = np.searchsorted(distinct, np.where(has, inputs.p_accept, distinct[0]))
+    if descending:
+        level = levels - 1 - level
+    slots = 2 * levels + 1  # (level, gold) pairs, and one slot for the papers without a P(accept)
+    code = np.where(has, 2 * level + inputs.y_true.astype(int), slots - 1)
+    rows = len(index)
+    counts = np.bincount((code[index] + slots * np.arange(rows)[:, None]).ravel(), minlength=rows * slots)
+    table = counts.reshape(rows, slots)[:, :-1].reshape(rows, levels, 2).astype(float)
+    return table[:, :, 1], table[:, :, 0]
+
+
+def _counted_metric(weighted, of, descending: bool):
+    """(point estimate, all resamples at once) of a metric of the per-score weights (AUROC, average
+    precision), the resamples counted from the index (:func:`_drawn_by_score`)."""
+    compute, _ = _proba_metric(weighted)
+
+    def from_resamples(inputs: ScoreInputs, index):
+        import numpy as np
+
+        if np.isnan(inputs.p_accept).all():
+            return np.full(len(index), np.nan)
+        return of(*_drawn_by_score(inputs, index, descending))
+
+    from_resamples.leaves_out_missing_p = True  # scoring may hand it papers without a P(accept)
+    return compute, from_resamples
 
 
 def _brier_weighted(y, p, w):
@@ -224,8 +272,9 @@ def _ece_resamples(inputs: ScoreInputs, index):
 _ece_resamples.leaves_out_missing_p = True
 
 
-_auroc, _auroc_resamples = _proba_metric(weighted_auroc)
-_average_precision, _average_precision_resamples = _proba_metric(_average_precision_weighted)
+_auroc, _auroc_resamples = _counted_metric(weighted_auroc, _auroc_of, descending=False)
+_average_precision, _average_precision_resamples = _counted_metric(_average_precision_weighted,
+                                                                   _average_precision_of, descending=True)
 _brier, _brier_resamples = _proba_metric(_brier_weighted)
 
 
