@@ -185,3 +185,28 @@ def test_pairs_counted_from_level_tables_equal_scipy_per_row(monkeypatch):
     assert scored(samples, resamples=40) == tables
     human = tables["label_rules"]["decision"]["baselines"]["one human reviewer"]
     assert human["draws"] == 200 and human["n"] > 400 and -1 < human["rating_kendall"] < 1
+
+
+@pytest.mark.fast
+def test_report_scores_the_selection_of_the_last_run_from_paper_keys_txt(tmp_path):
+    """config.json holds the selection's hash and count; the keys are in paper_keys.txt, and
+    `report` (read_run) scores the last run's selection from it, as it did from config.json."""
+    from peerbench.reporting.scoring import rescore
+
+    with (tmp_path / "papers.jsonl").open("w") as handle:
+        for i in range(6):
+            handle.write(json.dumps({"id": f"p{i}", "title": "T", "body": "b", "accepted": i < 2}) + "\n")
+    (tmp_path / "t.yaml").write_text("task: k\nversion: 1\ndataset:\n  name: jsonl\n  path: papers.jsonl\n"
+                                     "label_rule: decision\n")
+    kwargs = dict(include_paths=[tmp_path / "t.yaml"], out=tmp_path / "run", resamples=20)
+    peerbench.run("k", "baseline", "always-accept", **kwargs)
+    narrowed = peerbench.run("k", "baseline", "always-accept", limit=4, **kwargs)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "paper_keys" not in config and config["n_papers"] == 4
+    assert (tmp_path / "run" / "paper_keys.txt").read_text() == "".join(f"custom/p{i}\n" for i in range(4))
+    assert read_run(tmp_path / "run")[0]["paper_keys"] == [f"custom/p{i}" for i in range(4)]
+    again = rescore(tmp_path / "run")
+    assert again["n_papers"] == 4 and again["label_rules"] == narrowed.metrics["label_rules"]
+    assert again["label_rules"]["decision"]["overall"]["metrics"]["precision"]["value"] == 0.5  # 2 of 4
+    (tmp_path / "run" / "paper_keys.txt").write_text("custom/p0\n")  # not the file config.json names
+    assert rescore(tmp_path / "run")["label_rules"]["decision"]["overall"]["n"] == 6  # every sample

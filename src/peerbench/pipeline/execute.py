@@ -138,7 +138,7 @@ def execute(plan: RunPlan, *, concurrency: int | None = None, use_cache: bool = 
             if todo:
                 # Stopping at the first failures guards against a broken server, so never once the run has answers.
                 answered = any(is_answered(sample) for sample in stored.values())
-                papers = (paper for paper in stream if paper.key in todo)  # the dataset read again, streamed
+                papers = stream.only(todo)  # the dataset read again, streamed, up to the last paper to do
                 new = asyncio.run(generate(plan, papers, run_dir, concurrency=concurrency, use_cache=use_cache,
                                            progress=progress, selection=stream, early_stop=not answered,
                                            paper_hashes=hashes, total=len(todo)))

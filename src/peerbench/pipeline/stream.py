@@ -51,6 +51,16 @@ class PaperStream:
             yield plan.paper_transform(paper) if plan.paper_transform is not None else paper
         self.count = count
 
+    def only(self, keys: set[str]) -> Iterator[Paper]:
+        """The papers whose key is in ``keys``, in order, read no further than the last of them."""
+        left = len(keys)
+        for paper in self if left else ():
+            if paper.key in keys:
+                yield paper
+                left -= 1
+                if not left:
+                    return
+
     def __len__(self) -> int:
         if self.count is None:
             self.count = sum(1 for _ in self.plan.dataset.iter_papers(self.plan.dataset_args, progress=False))
