@@ -210,3 +210,20 @@ def test_report_scores_the_selection_of_the_last_run_from_paper_keys_txt(tmp_pat
     assert again["label_rules"]["decision"]["overall"]["metrics"]["precision"]["value"] == 0.5  # 2 of 4
     (tmp_path / "run" / "paper_keys.txt").write_text("custom/p0\n")  # not the file config.json names
     assert rescore(tmp_path / "run")["label_rules"]["decision"]["overall"]["n"] == 6  # every sample
+
+
+def test_the_in_flight_bound_stays_full_across_chunks(peerread_root, tmp_path, monkeypatch):
+    """Papers are prepared a chunk at a time, and the next chunk is sent while the last one is in
+    flight: with chunks of 7 papers and 8 requests allowed in flight, 8 are (one chunk after
+    another would never pass 7)."""
+    from openai_server import OpenAIChatServer
+
+    from peerbench.pipeline import stream
+
+    monkeypatch.setattr(stream, "CHUNK_PAPERS", 7)
+    with OpenAIChatServer(latency=0.05) as server:
+        result = peerbench.run("peerread95", "openai", server.model, data_dir=peerread_root, out=tmp_path / "run",
+                               backend_options={"base_url": server.base_url}, concurrency=8, resamples=10)
+        assert server.hits["POST /v1/chat/completions"] == 95
+        assert server.max_in_flight == 8
+    assert result.metrics["n_answered"] == 95

@@ -105,13 +105,13 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 async def stream_requests(papers: Iterable[Paper], prepare_chunk: Callable[[list[Paper]], list[Any]],
-                          send: Callable[[list[Any], bool], Any], chunk_papers: int = CHUNK_PAPERS) -> None:
+                          send: Callable[[list[Any], bool], Any], chunk_papers: int | None = None) -> None:
     """Prepare ``papers`` a chunk at a time and ``send`` each chunk's items (a coroutine), the next
     chunk prepared and started while the previous one's requests are in flight; at most two chunks
     are held. The first failure cancels what is still running."""
     live: list[asyncio.Future] = []
     try:
-        for number, chunk in enumerate(chunked(papers, chunk_papers)):
+        for number, chunk in enumerate(chunked(papers, chunk_papers or CHUNK_PAPERS)):
             live.append(asyncio.ensure_future(send(prepare_chunk(chunk), number == 0)))
             if len(live) > 1:
                 await live.pop(0)
