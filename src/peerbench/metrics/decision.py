@@ -52,19 +52,22 @@ def _mcc_counts(tp, fp, fn, tn, unparsed):
 
 
 _SHARED: list[Any] = []  # inside shared_weights(): [(index, n, weights)] of the last call, or []
+_SHARED_TABLE: list[Any] = []  # inside shared_weights(): [(index, inputs, (pos, neg))] of the last call
 _SHARING: list[bool] = []
 
 
 @contextlib.contextmanager
 def shared_weights() -> Iterator[None]:
-    """Within the block, :func:`resample_weights` of the same index matrix is built once and handed
-    to every P(accept) metric (scoring's bootstrap, one chunk of resamples at a time)."""
+    """Within the block, :func:`resample_weights` and :func:`_drawn_by_score` of the same index
+    matrix are built once and handed to every P(accept) metric (scoring's bootstrap, one chunk of
+    resamples at a time)."""
     _SHARING.append(True)
     try:
         yield
     finally:
         _SHARING.pop()
         _SHARED.clear()
+        _SHARED_TABLE.clear()
 
 
 def resample_weights(n: int, index):
@@ -158,14 +161,26 @@ def _drawn_by_score(inputs: ScoreInputs, index, descending: bool):
     """:func:`_by_score` of a resample index matrix: each paper's (score level, gold) counted over
     each row (one bincount), instead of building, reordering and summing the (rows x papers) weight
     matrix. The counts are the same integers, so every value computed from them is the same."""
+    if _SHARING and _SHARED_TABLE and _SHARED_TABLE[0][0] is index and _SHARED_TABLE[0][1] is inputs:
+        pos, neg = _SHARED_TABLE[0][2]
+    else:
+        pos, neg = _ascending_table(inputs, index)
+        if _SHARING:
+            _SHARED_TABLE[:] = [(index, inputs, (pos, neg))]
+    if not descending:
+        return pos, neg
+    import numpy as np
+
+    return np.ascontiguousarray(pos[:, ::-1]), np.ascontiguousarray(neg[:, ::-1])
+
+
+def _ascending_table(inputs: ScoreInputs, index):
     import numpy as np
 
     has = ~np.isnan(inputs.p_accept)
     distinct = np.unique(inputs.p_accept[has])
     levels = len(distinct)
     level = np.searchsorted(distinct, np.where(has, inputs.p_accept, distinct[0]))
-    if descending:
-        level = levels - 1 - level
     slots = 2 * levels + 1  # (level, gold) pairs, and one slot for the papers without a P(accept)
     code = np.where(has, 2 * level + inputs.y_true.astype(int), slots - 1)
     rows = len(index)
