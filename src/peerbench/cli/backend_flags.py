@@ -35,15 +35,22 @@ def flag_options() -> list[click.Option]:
     options = []
     for flag, (option, backends, description) in sorted(declared_flags().items()):
         text = f"{description}; " if description and len(backends) == 1 else ""
-        options.append(click.Option([flag, DEST_PREFIX + option], default=None, metavar="VALUE",
-                                    help=f"{text}sets option {option!r} of: {', '.join(backends)}."))
+        many = " Repeat to spread the run over several servers (data parallel)." if option == "base_url" else ""
+        options.append(click.Option([flag, DEST_PREFIX + option], multiple=option == "base_url", metavar="VALUE",
+                                    help=f"{text}sets option {option!r} of: {', '.join(backends)}.{many}"))
     return options
 
 
 def options_from_flags(values: dict[str, Any]) -> dict[str, Any]:
     """The backend options the given flags set (flags left out are not set)."""
-    return {key[len(DEST_PREFIX):]: value for key, value in values.items()
-            if key.startswith(DEST_PREFIX) and value is not None}
+    options = {}
+    for key, value in values.items():
+        if not key.startswith(DEST_PREFIX) or value is None or value == ():
+            continue
+        # a repeated flag (--base-url) gives a tuple: one value is that value, several a list
+        options[key[len(DEST_PREFIX):]] = (value[0] if len(value) == 1 else list(value)) \
+            if isinstance(value, tuple) else value
+    return options
 
 
 class WithBackendFlags(click.Command):
