@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -58,8 +59,13 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+LOADS: dict[int, float] = {}  # papers -> 1-minute load average when their measurement began
+
+
 def measure(papers: int, work: Path) -> dict[str, tuple[float, float]]:
     import os
+
+    LOADS[papers] = os.getloadavg()[0]
 
     folder = work / f"n{papers}"
     folder.mkdir()
@@ -81,6 +87,8 @@ def table(results: dict[int, dict[str, tuple[float, float]]]) -> str:
     for step in next(iter(results.values())):
         cells = [f"{results[n][step][0]:.1f} s, {results[n][step][1]:,.0f} MB" for n in sizes]
         lines.append(f"| `{step}` | " + " | ".join(cells) + " |")
+    loads = ", ".join(f"{LOADS[n]:.1f} ({n:,})" for n in sizes if n in LOADS)
+    lines.append(f"\nLoad average (1 min) when each size began: {loads}; {os.cpu_count()} CPUs.")
     return "\n".join(lines)
 
 

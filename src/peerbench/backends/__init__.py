@@ -262,6 +262,12 @@ class Backend(ABC):
         """GPUs this configuration needs (a Ray sweep reserves them); none unless a backend says so."""
         return 0.0
 
+    def slots(self, per_connection: int) -> int:
+        """How many requests the harness lets this backend have in flight, given the bound per
+        connection (``--concurrency``, or :attr:`max_concurrency`): that bound, unless the backend
+        sends over several connections (peerbench.backends.replicas)."""
+        return per_connection
+
     def connection_key(self) -> str:
         """Requests with the same key share one concurrency bound: a server's URL for HTTP backends,
         so that two runs against one server do not overload it; by default the backend and model."""
@@ -299,7 +305,16 @@ class Backend(ABC):
 
 
 def create_backend(name: str, model: str | None, options: dict[str, Any]) -> Backend:
+    """The backend ``name`` with ``options``; a list of several ``base_url`` makes one per server
+    behind one (peerbench.backends.replicas: data parallelism over servers)."""
     from peerbench.registry import registries
 
+    urls = options.get("base_url")
+    if isinstance(urls, (list, tuple)):
+        if len(urls) > 1:
+            from peerbench.backends.replicas import Replicas
+
+            return Replicas.create(name, model, {k: v for k, v in options.items() if k != "base_url"}, list(urls))
+        options = {k: v for k, v in options.items() if k != "base_url"} | ({"base_url": urls[0]} if urls else {})
     entry = registries().backends.get(name)
     return entry.value(model, **options)

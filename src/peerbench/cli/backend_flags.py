@@ -43,16 +43,23 @@ def flag_options() -> list[click.Option]:
                 continue
             taken.add(flag)
             text = f"{description}; " if description and len(owners) == 1 else ""
+            many = " Repeat to spread the run over several servers (data parallel)." if option == "base_url" else ""
             what = "backend" if kind == "backends" else "protocol"
-            options.append(click.Option([flag, prefix + option], default=None, metavar="VALUE",
-                                        help=f"{text}sets option {option!r} of {what}: {', '.join(owners)}."))
+            options.append(click.Option([flag, prefix + option], multiple=option == "base_url", metavar="VALUE",
+                                        help=f"{text}sets option {option!r} of {what}: {', '.join(owners)}.{many}"))
     return options
 
 
 def options_from_flags(values: dict[str, Any], prefix: str = DEST_PREFIX) -> dict[str, Any]:
     """The backend (or protocol) options the given flags set (flags left out are not set)."""
-    return {key[len(prefix):]: value for key, value in values.items()
-            if key.startswith(prefix) and value is not None}
+    options = {}
+    for key, value in values.items():
+        if not key.startswith(prefix) or value is None or value == ():
+            continue
+        # a repeated flag (--base-url) gives a tuple: one value is that value, several a list
+        options[key[len(prefix):]] = (value[0] if len(value) == 1 else list(value)) \
+            if isinstance(value, tuple) else value
+    return options
 
 
 class WithBackendFlags(click.Command):

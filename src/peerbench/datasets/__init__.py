@@ -9,6 +9,7 @@ every dataset's :meth:`Dataset.info` rows, and ``validate-data PATH`` asks each 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,6 +79,13 @@ class Dataset(ABC):
     @abstractmethod
     def load(self, args: BaseModel, *, progress: bool = True) -> list[Paper]:
         """The selected papers, fetching what is missing first."""
+
+    def iter_papers(self, args: BaseModel, *, progress: bool = True) -> Iterator[Paper]:
+        """The selected papers one at a time, in :meth:`load`'s order: what a run reads, so that a
+        large corpus is never held whole. The default yields from :meth:`load`; a dataset that can
+        read its papers one by one (``jsonl`` does) overrides it, raising the same errors as
+        :meth:`load` (a bad record, a repeated id, an --ids id not found) before the stream ends."""
+        yield from self.load(args, progress=progress)
 
     def pull(self, args: BaseModel, *, progress: bool = True) -> Any:
         """Fetch the selection into the cache ahead of a run (``peerbench data pull``).

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from peerbench.datasets import MAX_FILE_BYTES, Dataset, select_ids
+from peerbench.datasets import MAX_FILE_BYTES, Dataset
 from peerbench.errors import DataError
 from peerbench.hookspecs import hookimpl
 from peerbench.json_text import TooDeep, lone_surrogate, parse_json
@@ -117,28 +118,43 @@ class JsonlDataset(Dataset):
         path = resolve_path(args)
         if not path.is_file():
             return None
-        return sum(1 for line in path.read_bytes().splitlines() if line.strip())
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
 
     def load(self, args: JsonlArgs, *, progress: bool = True) -> list[Paper]:
+        return list(self.iter_papers(args, progress=progress))
+
+    def iter_papers(self, args: JsonlArgs, *, progress: bool = True) -> Iterator[Paper]:
+        """Line by line: a bad line is an error naming it (and its line number) when the stream
+        reaches it; an --ids id that no line has, when the stream ends."""
         path = resolve_path(args)
         if not path.is_file():
             raise DataError(f"{path}: no such file (dataset field 'path')")
-        papers, seen = [], set()
-        for number, line in enumerate(path.read_bytes().splitlines(), 1):
-            if not line.strip():
-                continue
-            record, problems = record_problems(line, f"{path}:{number}")
-            if problems:
-                more = f" (and {len(problems) - 1} more problems; peerbench validate-data {path})" \
-                    if len(problems) > 1 else ""
-                raise DataError(problems[0] + more)
-            paper = record.to_paper()
-            if paper.key in seen:
-                raise DataError(f"{path}:{number}: field 'id': {paper.id!r} repeats an earlier paper of "
-                                f"{paper.venue}{'/' + paper.split if paper.split else ''}")
-            seen.add(paper.key)
-            papers.append(paper)
-        return select_ids(papers, args.ids, str(path))
+        wanted = set(args.ids) if args.ids is not None else None
+        seen, found = set(), set()
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                paper = self._paper(line.rstrip(b"\r\n"), path, number)
+                if paper.key in seen:
+                    raise DataError(f"{path}:{number}: field 'id': {paper.id!r} repeats an earlier paper of "
+                                    f"{paper.venue}{'/' + paper.split if paper.split else ''}")
+                seen.add(paper.key)
+                if wanted is None or paper.id in wanted:
+                    found.add(paper.id)
+                    yield paper
+        if wanted is not None and wanted - found:
+            raise DataError(f"--ids: no such paper in {path}: {', '.join(sorted(wanted - found))}")
+
+    @staticmethod
+    def _paper(line: bytes, path: Path, number: int) -> Paper:
+        record, problems = record_problems(line, f"{path}:{number}")
+        if problems:
+            more = f" (and {len(problems) - 1} more problems; peerbench validate-data {path})" \
+                if len(problems) > 1 else ""
+            raise DataError(problems[0] + more)
+        return record.to_paper()
 
     @classmethod
     def claims(cls, path: Path) -> bool:
@@ -155,17 +171,18 @@ class JsonlDataset(Dataset):
         if not path.is_file():
             raise DataError(f"{path}: no such file")
         problems, checked, seen = [], 0, {}
-        for number, line in enumerate(path.read_bytes().splitlines(), 1):
-            if not line.strip():
-                continue
-            checked += 1
-            record, found = record_problems(line, f"{path}:{number}")
-            problems.extend(found)
-            if record is not None:
-                key = (record.venue, record.split, str(record.id))
-                if key in seen:
-                    problems.append(f"{path}:{number}: field 'id': {record.id!r} repeats line {seen[key]}")
-                seen.setdefault(key, number)
+        with path.open("rb") as handle:  # line by line: a corpus of any size in little memory
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                checked += 1
+                record, found = record_problems(line.rstrip(b"\r\n"), f"{path}:{number}")
+                problems.extend(found)
+                if record is not None:
+                    key = (record.venue, record.split, str(record.id))
+                    if key in seen:
+                        problems.append(f"{path}:{number}: field 'id': {record.id!r} repeats line {seen[key]}")
+                    seen.setdefault(key, number)
         if not checked:
             problems.append(f"{path}: no papers (the file has no non-blank line)")
         return checked, problems

@@ -7,6 +7,10 @@ every formula against, costs a second to import at the end of every run)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from peerbench.hookspecs import hookimpl
 from peerbench.metrics import Metric, ScoreInputs
 
@@ -47,15 +51,40 @@ def _mcc_counts(tp, fp, fn, tn, unparsed):
     return _ratio(tp * tn - fp * fn, den)
 
 
+_SHARED: list[Any] = []  # inside shared_weights(): [(index, n, weights)] of the last call, or []
+_SHARED_TABLE: list[Any] = []  # inside shared_weights(): [(index, inputs, (pos, neg))] of the last call
+_SHARING: list[bool] = []
+
+
+@contextlib.contextmanager
+def shared_weights() -> Iterator[None]:
+    """Within the block, :func:`resample_weights` and :func:`_drawn_by_score` of the same index
+    matrix are built once and handed to every P(accept) metric (scoring's bootstrap, one chunk of
+    resamples at a time)."""
+    _SHARING.append(True)
+    try:
+        yield
+    finally:
+        _SHARING.pop()
+        _SHARED.clear()
+        _SHARED_TABLE.clear()
+
+
 def resample_weights(n: int, index):
     """How often each of the ``n`` papers is drawn in each resample (one row per resample): the
-    P(accept) metrics are computed from these weights, all resamples at once."""
+    P(accept) metrics are computed from these weights, all resamples at once. Callers never
+    modify the matrix (inside :func:`shared_weights` it is shared)."""
     import numpy as np
 
+    if _SHARING and _SHARED and _SHARED[0][0] is index and _SHARED[0][1] == n:
+        return _SHARED[0][2]
     index = np.asarray(index)
     rows = index.shape[0]
     flat = (index + n * np.arange(rows)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+    weights = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+    if _SHARING:
+        _SHARED[:] = [(index, n, weights)]
+    return weights
 
 
 def _with_proba(inputs: ScoreInputs, index=None):
@@ -65,7 +94,11 @@ def _with_proba(inputs: ScoreInputs, index=None):
 
     has = ~np.isnan(inputs.p_accept)
     y, p = inputs.y_true[has].astype(float), inputs.p_accept[has]
-    w = np.ones((1, len(p))) if index is None else resample_weights(len(has), index)[:, has]
+    if index is None:
+        w = np.ones((1, len(p)))
+    else:
+        w = resample_weights(len(has), index)
+        w = w if has.all() else w[:, has]
     return y, p, w
 
 
@@ -90,7 +123,13 @@ def weighted_auroc(y, p, w):
 
     if len(p) == 0:
         return np.full(len(w), np.nan)
-    pos, neg = _by_score(y, p, w, descending=False)
+    return _auroc_of(*_by_score(y, p, w, descending=False))
+
+
+def _auroc_of(pos, neg):
+    """AUROC from the weights of gold-accept and gold-reject papers per distinct score, ascending."""
+    import numpy as np
+
     below = np.cumsum(neg, axis=1) - neg
     n_pos, n_neg = pos.sum(1), neg.sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -105,11 +144,65 @@ def _average_precision_weighted(y, p, w):
 
     if len(p) == 0:
         return np.full(len(w), np.nan)
-    pos, neg = _by_score(y, p, w, descending=True)
+    return _average_precision_of(*_by_score(y, p, w, descending=True))
+
+
+def _average_precision_of(pos, neg):
+    """Average precision from the weights of gold-accept and gold-reject papers per distinct score, descending."""
+    import numpy as np
+
     seen_pos, seen = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
     precision = np.divide(seen_pos, seen, out=np.zeros_like(seen), where=seen > 0)
     n_pos = pos.sum(1)
     return np.where(n_pos > 0, (pos * precision).sum(1) / np.where(n_pos > 0, n_pos, 1), np.nan)
+
+
+def _drawn_by_score(inputs: ScoreInputs, index, descending: bool):
+    """:func:`_by_score` of a resample index matrix: each paper's (score level, gold) counted over
+    each row (one bincount), instead of building, reordering and summing the (rows x papers) weight
+    matrix. The counts are the same integers, so every value computed from them is the same."""
+    if _SHARING and _SHARED_TABLE and _SHARED_TABLE[0][0] is index and _SHARED_TABLE[0][1] is inputs:
+        pos, neg = _SHARED_TABLE[0][2]
+    else:
+        pos, neg = _ascending_table(inputs, index)
+        if _SHARING:
+            _SHARED_TABLE[:] = [(index, inputs, (pos, neg))]
+    if not descending:
+        return pos, neg
+    import numpy as np
+
+    return np.ascontiguousarray(pos[:, ::-1]), np.ascontiguousarray(neg[:, ::-1])
+
+
+def _ascending_table(inputs: ScoreInputs, index):
+    import numpy as np
+
+    has = ~np.isnan(inputs.p_accept)
+    distinct = np.unique(inputs.p_accept[has])
+    levels = len(distinct)
+    level = np.searchsorted(distinct, np.where(has, inputs.p_accept, distinct[0]))
+    slots = 2 * levels + 1  # (level, gold) pairs, and one slot for the papers without a P(accept)
+    code = np.where(has, 2 * level + inputs.y_true.astype(int), slots - 1)
+    rows = len(index)
+    counts = np.bincount((code[index] + slots * np.arange(rows)[:, None]).ravel(), minlength=rows * slots)
+    table = counts.reshape(rows, slots)[:, :-1].reshape(rows, levels, 2).astype(float)
+    return table[:, :, 1], table[:, :, 0]
+
+
+def _counted_metric(weighted, of, descending: bool):
+    """(point estimate, all resamples at once) of a metric of the per-score weights (AUROC, average
+    precision), the resamples counted from the index (:func:`_drawn_by_score`)."""
+    compute, _ = _proba_metric(weighted)
+
+    def from_resamples(inputs: ScoreInputs, index):
+        import numpy as np
+
+        if np.isnan(inputs.p_accept).all():
+            return np.full(len(index), np.nan)
+        return of(*_drawn_by_score(inputs, index, descending))
+
+    from_resamples.leaves_out_missing_p = True  # scoring may hand it papers without a P(accept)
+    return compute, from_resamples
 
 
 def _brier_weighted(y, p, w):
@@ -194,8 +287,9 @@ def _ece_resamples(inputs: ScoreInputs, index):
 _ece_resamples.leaves_out_missing_p = True
 
 
-_auroc, _auroc_resamples = _proba_metric(weighted_auroc)
-_average_precision, _average_precision_resamples = _proba_metric(_average_precision_weighted)
+_auroc, _auroc_resamples = _counted_metric(weighted_auroc, _auroc_of, descending=False)
+_average_precision, _average_precision_resamples = _counted_metric(_average_precision_weighted,
+                                                                   _average_precision_of, descending=True)
 _brier, _brier_resamples = _proba_metric(_brier_weighted)
 
 

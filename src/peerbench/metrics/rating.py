@@ -214,7 +214,15 @@ def row_spearman(x, y):
 
     import numpy as np
 
-    rx, ry = average_ranks(x), average_ranks(y)
+    return spearman_of_ranks(average_ranks(x), average_ranks(y))
+
+
+def spearman_of_ranks(rx, ry):
+    """Spearman's rho of each row pair of ranks (nan entries left out)."""
+    import warnings
+
+    import numpy as np
+
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample without one rated paper: nan
         dx, dy = rx - np.nanmean(rx, axis=1, keepdims=True), ry - np.nanmean(ry, axis=1, keepdims=True)
@@ -223,8 +231,19 @@ def row_spearman(x, y):
 
 
 def _spearman_resamples(inputs: ScoreInputs, index):
+    import numpy as np
+
     empty = _nothing(inputs, index)
-    return empty if empty is not None else row_spearman(*_masked(inputs, index))
+    if empty is not None:
+        return empty
+    if index.shape[1] > PAIR_MATRIX_LIMIT:  # many papers: ranks from per-row level counts, if levels are few
+        from peerbench.metrics import tau
+
+        both = ~np.isnan(inputs.human) & ~np.isnan(inputs.rating)
+        coded = [tau.levels(np.where(both, values, np.nan)) for values in (inputs.human, inputs.rating)]
+        if all(c is not None for c in coded):
+            return spearman_of_ranks(*(tau.level_ranks(codes[index], k) for codes, k in coded))
+    return row_spearman(*_masked(inputs, index))
 
 
 def _mae_resamples(inputs: ScoreInputs, index):
@@ -282,13 +301,22 @@ def row_pairwise(human, model):
 
 
 def _per_resample(rows_function, function: Callable[[Any, Any], float | None]):
-    """The pair metrics per resample: pair matrices for a small sample, scipy on each row above."""
+    """The pair metrics per resample: pair matrices for a small sample; above, pairs counted from
+    (human level x model level) tables (:mod:`peerbench.metrics.tau`), scipy on each row where the
+    ratings take too many distinct values for tables."""
     def resamples(inputs: ScoreInputs, index):
         import numpy as np
 
         empty = _nothing(inputs, index)
         if empty is not None:
             return empty
+        if index.shape[1] > PAIR_MATRIX_LIMIT:  # many papers: count pairs from level tables, if levels are few
+            from peerbench.metrics import tau
+
+            coded = tau.cell_codes(inputs.human, inputs.rating)  # -1 where either rating is missing
+            if coded is not None:
+                counts = tau.pair_counts(coded[0][index], coded[1])
+                return tau.tau_from(counts) if rows_function is row_kendall else tau.pairwise_from(counts)
         human, model = _masked(inputs, index)
         if human.shape[1] <= PAIR_MATRIX_LIMIT:
             return rows_function(human, model)
@@ -302,12 +330,15 @@ def _auroc_resamples(inputs: ScoreInputs, index):
     """Mann-Whitney AUROC per resample, papers without a model rating left out (ties: average ranks)."""
     import numpy as np
 
+    from peerbench.metrics import tau
+
     empty = _nothing(inputs, index)
     if empty is not None:
         return empty
     rating, gold = inputs.rating[index], inputs.y_true[index]
     rated = ~np.isnan(rating)
-    ranks = np.nan_to_num(average_ranks(rating))
+    coded = tau.levels(inputs.rating) if index.shape[1] > PAIR_MATRIX_LIMIT else None  # few levels: no sort
+    ranks = np.nan_to_num(average_ranks(rating) if coded is None else tau.level_ranks(coded[0][index], coded[1]))
     pos, neg = (gold & rated).sum(1).astype(float), (~gold & rated).sum(1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         auc = ((ranks * (gold & rated)).sum(1) - pos * (pos + 1) / 2) / (pos * neg)

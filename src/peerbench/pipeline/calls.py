@@ -58,7 +58,7 @@ class CallHarness:
 
     def __init__(self, backend: Any, cache: Any, described: dict[str, Any], concurrency: int | None):
         self.backend, self.cache, self.described = backend, cache, described
-        self.size = concurrency or backend.max_concurrency
+        self.size = backend.slots(concurrency or backend.max_concurrency)  # per connection, times connections
         self.semaphore = connection_semaphore(backend.connection_key(), self.size)
         self.policy = backend.retry_policy()
         self.model_label = f"{backend.name}:{backend.model}"

@@ -89,7 +89,7 @@ async def send_retried(backend: Any, request: ChatRequest, semaphore: asyncio.Se
 async def generate_all(backend: Any, requests: Sequence[ChatRequest],
                        concurrency: int | None = None) -> list[Completion]:
     """Completions for ``requests`` in order, with the harness's retries and bound (``generate_sync``)."""
-    semaphore = connection_semaphore(backend.connection_key(), concurrency or backend.max_concurrency)
+    semaphore = connection_semaphore(backend.connection_key(), backend.slots(concurrency or backend.max_concurrency))
     policy = backend.retry_policy()
     if policy is not None:
         done = await asyncio.gather(*(send_retried(backend, r, semaphore, policy) for r in requests))
@@ -105,7 +105,7 @@ async def dispatch(backend: Any, items: Sequence[Item], *, concurrency: int | No
     """Every pending item through the backend, each answer handed on as it lands; the first
     exception (a BackendError, or an error the backend did not classify) cancels what is in flight.
     The modules named in ``warm_up`` are imported meanwhile (see :class:`WarmUp`)."""
-    size = concurrency or backend.max_concurrency
+    size = backend.slots(concurrency or backend.max_concurrency)  # the bound per connection, times connections
     semaphore = connection_semaphore(backend.connection_key(), size)
     policy = backend.retry_policy()
     batch_size = 1 if policy is not None else max(1, backend.batch_size)

@@ -45,6 +45,10 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
     rating_scale = rating_scale_for(template.name, task.parser)
     generation = task.generation_config()
     described = {**backend.identity(), "weights": weights} if weights else backend.identity()
+    # Each of k generations gets its own seed, so they differ and each has its own cache entry.
+    configs = [generation] if samples_per_paper == 1 else [
+        dataclasses.replace(generation, seed=(generation.seed or 0) + index) for index in range(samples_per_paper)]
+    settings = [config.to_dict() for config in configs]  # once per call, not once per paper
     items = []
     for paper in papers:
         rendered = render(paper, template, max_model_len=task.max_model_len, max_tokens=generation.max_tokens,
@@ -54,14 +58,11 @@ def prepare(task: Task, backend: Any, papers: Sequence[Paper], counter: TokenCou
         prompt_digest = stable_hash(rendered.messages)
         prompt_hash = prompt_digest[:16]
         paper_hash = (paper_hashes or {}).get(paper.key) or paper.content_hash()
-        for index in range(samples_per_paper):
-            # Each of k generations gets its own seed, so they differ and each has its own cache entry.
-            config = generation if samples_per_paper == 1 else dataclasses.replace(
-                generation, seed=(generation.seed or 0) + index)
+        for index, (config, setting) in enumerate(zip(configs, settings)):
             request = ChatRequest(paper.key, rendered.messages, config, logprobs=backend.supports_logprobs,
                                   meta={"paper_id": paper.id, "venue": paper.venue, "sample_index": index},
                                   paper=paper)
-            key = stable_hash({"backend": described, "generation": config.to_dict(), "messages_sha256": prompt_digest})
+            key = stable_hash({"backend": described, "generation": setting, "messages_sha256": prompt_digest})
             items.append(Item(paper, request, rendered, golds, key, prompt_hash, index, paper_hash, rating_scale,
                               prompt_digest))
     return items

@@ -8,19 +8,29 @@ half-written last line is cut off and the same command carries on. The sqlite re
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from peerbench.errors import ConfigError, mask_secrets
 from peerbench.json_text import TooDeep, parse_json
 
-CONFIG_FILE, SAMPLES_FILE, METRICS_FILE, LOCK_FILE = "config.json", "samples.jsonl", "metrics.json", ".lock"
+from peerbench.pipeline.lines import (  # noqa: F401  (check_sample, for_scoring: used from here too)
+    CONFIG_FILE,
+    KEYS_FILE,
+    LOCK_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    _each_line,
+    check_sample,
+    for_scoring,
+    read_sample_lines,
+)
 
 
 def stable_hash(value: Any) -> str:
@@ -53,8 +63,10 @@ class RunDir:
             self._lock.release()
             self._lock = None
 
-    def claim(self, config: dict[str, Any]) -> None:
-        """Write config.json, or check that an existing run here has the same identity."""
+    def claim(self, config: dict[str, Any], paper_keys: list[str] | None = None) -> None:
+        """Write config.json, or check that an existing run here has the same identity; with
+        ``paper_keys``, the selection this run scores goes to paper_keys.txt (one key a line, its
+        hash and count in config.json): 20 bytes a paper, kept out of config.json at any scale."""
         path = self.path / CONFIG_FILE
         if path.is_file():
             try:
@@ -64,17 +76,27 @@ class RunDir:
             if existing.get("run_identity") != config["run_identity"]:
                 raise ConfigError(f"{self.path}: holds a run with different settings "
                                   f"(task, backend, model or generation); pick another --out or remove it")
-        tmp = path.with_name(CONFIG_FILE + ".tmp")
-        write_file(tmp, json.dumps(mask_secrets(config), indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        if paper_keys is not None:
+            text = "".join(key + "\n" for key in paper_keys)
+            config["paper_keys_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+            _write_atomically(self.path / KEYS_FILE, text)
+        _write_atomically(path, json.dumps(mask_secrets(config), indent=2, sort_keys=True))
 
-    def read_samples(self) -> dict[str, dict[str, Any]]:
-        """Stored samples by id; a torn last line (a crash mid-write) is cut off the file."""
-        samples, torn_at = parse_samples(self.path / SAMPLES_FILE)
+    def read_samples(self, keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """Stored samples by id, in one pass over the file, each passed through ``keep`` (e.g.
+        :func:`for_scoring`) as it is read; a torn last line (a crash mid-write) is cut off the file."""
+        samples: dict[str, dict[str, Any]] = {}
+        torn_at = read_sample_lines(self.path / SAMPLES_FILE, samples, keep)
         if torn_at is not None:
             with (self.path / SAMPLES_FILE).open("r+b") as handle:
                 handle.truncate(torn_at)
-        return {sample["id"]: sample for sample in samples}
+        return samples
+
+    def read_full(self, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """The stored lines, whole, of the papers ``keys`` names (the last line of each)."""
+        found: dict[str, dict[str, Any]] = {}
+        read_sample_lines(self.path / SAMPLES_FILE, found, None, wanted=keys)
+        return found
 
     def append(self, sample: dict[str, Any]) -> None:
         """One line, secrets masked, flushed; a write that fails (a full disk) names samples.jsonl."""
@@ -116,87 +138,36 @@ def write_file(path: Path, text: str, shown: str | Path | None = None) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-@functools.lru_cache(maxsize=1)
-def _sample_line_model() -> Any:
-    """The fields scoring reads from a stored line, with their types; other keys pass untouched.
-    Built once, on first use (about 3 ms: not at import, and not once per line)."""
-    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-
-    from peerbench.records import Decision
-
-    class Counts(BaseModel):  # truncation and extra: what the summary table adds up
-        model_config = ConfigDict(extra="allow")
-        method: StrictStr | None = None
-        cut_chars: int = Field(0, ge=0)
-        cost_usd: float | None = Field(None, allow_inf_nan=False)
-        thinking_tokens: int | None = None
-
-    class SampleLine(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        id: StrictStr
-        venue: StrictStr
-        decision: Decision
-        gold: dict[StrictStr, StrictBool | None]
-        p_accept: float | None = Field(ge=0, le=1, allow_inf_nan=False)
-        error: StrictStr | None
-        completion: StrictStr | None
-        truncation: Counts
-        extra: Counts = Field(default_factory=Counts)
-        latency_s: float | None = Field(None, ge=0, allow_inf_nan=False)
-        cached: StrictBool = False
-        prompt_tokens: int | None = None
-        completion_tokens: int | None = None
-        mean_recommendation: float | None = Field(None, allow_inf_nan=False)
-        recommendations: list[float] | None = None
-        rating: float | None = Field(None, allow_inf_nan=False)
-
-    return SampleLine
-
-
-def check_sample(data: Any, where: str) -> dict[str, Any]:
-    """One stored line, as scoring needs it, or a ConfigError naming the line and the field."""
-    from pydantic import ValidationError
-
-    from peerbench.errors import first_problem
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: not a sample (a JSON object); fix or remove that line")
-    try:
-        _sample_line_model().model_validate(data)
-    except ValidationError as exc:
-        field, message, _ = first_problem(exc)
-        raise ConfigError(f"{where}: field {field!r}: {message}; fix or remove that line") from None
-    return data
-
-
 def parse_samples(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     """The samples of a samples.jsonl, and the byte offset of a torn last line if there is one.
 
     Only the last line can be torn by a crash (the file is append-only); a bad line anywhere else
     is an error naming it, so that nothing after it is ever thrown away.
     """
-    if not path.is_file():
-        return [], None
-    data = path.read_bytes()
-    lines = data.splitlines(keepends=True)
-    samples, offset = [], 0
-    for number, line in enumerate(lines, 1):
-        try:
-            if not line.endswith(b"\n"):
-                raise ValueError("no newline")
-            parsed = parse_json(line) if line.strip() else None
-        except ValueError:  # TooDeep included
-            if number == len(lines):
-                return samples, offset
-            raise ConfigError(f"{path}:{number}: not valid JSON; fix or remove that line") from None
-        if parsed is not None:
-            samples.append(check_sample(parsed, f"{path}:{number}"))
-        offset += len(line)
-    return samples, None
+    samples: list[dict[str, Any]] = []
+    torn_at = _each_line(path, samples.append)
+    return samples, torn_at
 
 
-def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring."""
+def read_paper_keys(path: Path, config: dict[str, Any]) -> list[str] | None:
+    """The selection config.json's run scored: its own list (runs before paper_keys.txt), or
+    paper_keys.txt where its hash matches config.json's (else None: every sample)."""
+    if "paper_keys" in config:
+        return config["paper_keys"]
+    expected = config.get("paper_keys_sha256")
+    try:
+        text = (path / KEYS_FILE).read_text()
+    except OSError:
+        return None
+    if expected is None or hashlib.sha256(text.encode()).hexdigest() != expected:
+        return None
+    return text.splitlines()
+
+
+def read_run(path: str | Path, *, scoring_only: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """config.json and samples.jsonl of a finished or interrupted run, for report and rescoring;
+    with ``scoring_only``, each sample without what scoring never reads (:func:`for_scoring`).
+    config["paper_keys"] is the run's selection (read from paper_keys.txt)."""
     path = Path(path)
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
@@ -205,9 +176,20 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         config = parse_json(config_path.read_text())
     except (json.JSONDecodeError, TooDeep) as exc:
         raise ConfigError(f"{config_path}: not valid JSON ({exc.msg})") from None
-    samples, _ = parse_samples(path / SAMPLES_FILE)
+    keys = read_paper_keys(path, config)
+    if keys is not None:
+        config["paper_keys"] = keys
     # A paper requested again (--retry-failed) has a later line that supersedes its earlier one.
-    return config, list({sample["id"]: sample for sample in samples}.values())
+    samples: dict[str, dict[str, Any]] = {}
+    read_sample_lines(path / SAMPLES_FILE, samples, for_scoring if scoring_only else None)
+    return config, list(samples.values())
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Written whole or not at all; a failed write (a full disk) names ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    write_file(tmp, text, shown=path)
+    os.replace(tmp, path)
 
 
 class ResponseCache:
@@ -328,7 +310,7 @@ class SampleRecorder:
     def record(self, sample: Any) -> None:
         line = mask_secrets(sample.to_json())
         self.run_dir.append(line)
-        self.samples.append(line)
+        self.samples.append(for_scoring(line))  # all a run scores; the review's text stays on disk
         if sample.error:
             self.failures += 1
         else:
@@ -338,3 +320,4 @@ class SampleRecorder:
 
             raise BackendError(f"every request failed so far ({self.failures}); first error: "
                                f"{self.samples[0]['error']}")
+

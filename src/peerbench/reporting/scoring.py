@@ -4,7 +4,7 @@ intervals and the trivial baselines beside each result."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,36 +79,22 @@ def resampled_counts(inputs: ScoreInputs, index) -> tuple:
 
 def bootstrap(inputs: ScoreInputs, metrics: Sequence[Metric], *, resamples: int, seed: int,
               confidence: float) -> dict[str, list[float]]:
-    """Percentile intervals; count-based metrics vectorised over all resamples at once."""
+    """Percentile intervals; count-based metrics vectorised over the resamples, drawn and used a
+    chunk of rows at a time (peerbench.reporting.resampling)."""
     import numpy as np
+
+    from peerbench.reporting.resampling import resampled_values
 
     n = len(inputs.y_true)
     if n == 0 or resamples <= 0:
         return {}
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, n, size=(resamples, n))
-    counts = resampled_counts(inputs, index)
     alpha = (1 - confidence) / 2
     out = {}
-    for metric in metrics:
-        if metric.from_counts is not None:
-            values = np.asarray(metric.from_counts(*counts), dtype=float)
-        else:
-            missing_p = np.isnan(inputs.p_accept)
-            if metric.needs_proba and missing_p.all():
-                continue
-            # papers without a P(accept) go to a from_resamples only if it says it leaves them out
-            vectorised = metric.from_resamples is not None and (
-                not (metric.needs_proba and missing_p.any())
-                or getattr(metric.from_resamples, "leaves_out_missing_p", False))
-            if vectorised:
-                values = np.asarray(metric.from_resamples(inputs, index), dtype=float)
-            else:
-                values = np.array([v if (v := metric.compute(inputs.subset(row))) is not None else np.nan
-                                   for row in index], dtype=float)
+    for name, values in resampled_values(inputs, metrics, resamples=resamples, seed=seed,
+                                         counts_of=resampled_counts).items():
         values = values[~np.isnan(values)]
         if len(values):
-            out[metric.name] = [float(q) for q in np.quantile(values, [alpha, 1 - alpha])]
+            out[name] = [float(q) for q in np.quantile(values, [alpha, 1 - alpha])]
     return out
 
 
@@ -253,17 +239,21 @@ def per_venue_groups(rows: list[dict[str, Any]], inputs: ScoreInputs, metrics: S
 
 def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_objects: Sequence[Any], *,
               resamples: int, seed: int, papers: dict[str, Any] | None = None,
-              review_options: dict[str, Any] | None = None) -> dict[str, Any]:
+              review_options: dict[str, Any] | None = None,
+              full_lines: Callable[[set[str]], dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """metrics.json for a run: every label rule its config names, the review measures (``review``:
-    ``papers`` by key where the caller has them, else read back from the dataset), and the summary."""
+    ``papers`` by key where the caller has them, else read back from the dataset), and the summary.
+
+    Samples held as scoring holds them (pipeline.lines.for_scoring) carry no review text; the review
+    measures read theirs back with ``full_lines`` (the run directory's stored lines by key)."""
     from peerbench.reporting.review_scoring import score_reviews, split_measures
 
     policy = (config.get("task_definition") or {}).get("unparsed", "wrong")
     metric_objects, review_measures = split_measures(metric_objects)
     metrics = score_samples(samples, label_rules=config["label_rules"], metrics=metric_objects,
                             unparsed_policy=policy, resamples=resamples, seed=seed, n_papers=config.get("n_papers"))
-    review = score_reviews([s for s in samples if is_answered(s)], config, review_measures, papers=papers,
-                           options=review_options, resamples=resamples, seed=seed)
+    review = score_reviews(answered_in_full(samples, full_lines) if review_measures else [], config,
+                           review_measures, papers=papers, options=review_options, resamples=resamples, seed=seed)
     if review is not None:
         metrics["review"] = review
     metrics.update(summary_of(samples))
@@ -275,6 +265,17 @@ def score_run(samples: Sequence[dict[str, Any]], config: dict[str, Any], metric_
         metrics["protocol"] = protocol_summary(samples, config)
     add_cited(metrics, (config.get("task_definition") or {}).get("cited") or [])
     return metrics
+
+
+def answered_in_full(samples: Sequence[dict[str, Any]],
+                     full_lines: Callable[[set[str]], dict[str, dict[str, Any]]] | None) -> list[dict[str, Any]]:
+    """The answered samples with their review text: as given, or read back whole where they were
+    held without it."""
+    answered = [s for s in samples if is_answered(s)]
+    if full_lines is None or all("completion" in s for s in answered):
+        return answered
+    whole = full_lines({s["id"] for s in answered})
+    return [whole.get(s["id"], s) for s in answered]
 
 
 def echo_counts(samples: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -349,7 +350,7 @@ def rescore(run_dir: str | Path, *, resamples: int | None = None, seed: int | No
     from peerbench.pipeline.store import read_run
 
     resamples, seed = bootstrap_settings(run_dir, resamples, seed)
-    config, samples = read_run(run_dir)
+    config, samples = read_run(run_dir, scoring_only=True)  # without the reviews' text: all scoring reads
     metrics = score_stored(run_dir, config, samples, resamples=resamples, seed=seed, review_options=review_options)
     return with_judgements(run_dir, metrics)
 
@@ -386,4 +387,7 @@ def score_stored(run_dir: str | Path, config: dict[str, Any], samples: list[dict
     metric_objects = [regs.metrics.get(n).value for n in config.get("metrics") or regs.metrics.names()]
     metric_objects = [m for m in metric_objects if not isinstance(m, ReviewMeasure)]
     metric_objects += [e.value for e in regs.metrics.entries() if isinstance(e.value, ReviewMeasure)]
-    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed, review_options=review_options)
+    from peerbench.pipeline.store import RunDir
+
+    return score_run(samples, config, metric_objects, resamples=resamples, seed=seed, review_options=review_options,
+                     full_lines=RunDir(run_dir).read_full)
