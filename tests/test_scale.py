@@ -101,8 +101,9 @@ def test_a_malformed_line_150000_is_named_before_any_request(tmp_path):
 
 @pytest.mark.fast
 def test_the_stream_is_read_twice_and_never_held_whole(tmp_path, monkeypatch):
-    """The run reads the dataset once to check it and once for the papers to request, one paper at
-    a time: the second read starts only after the whole file was checked."""
+    """The run reads the dataset once to check it, once for the papers to request and once for the
+    review measures (docs/metrics.md), one paper at a time: the second read starts only after the
+    whole file was checked."""
     from peerbench.datasets.jsonl import JsonlDataset
 
     with (tmp_path / "papers.jsonl").open("w") as handle:
@@ -123,12 +124,12 @@ def test_the_stream_is_read_twice_and_never_held_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(JsonlDataset, "load", lambda *a, **k: pytest.fail("a run never loads the list"))
     result = peerbench.run("s", "baseline", "always-accept", include_paths=[tmp_path / "t.yaml"],
                            out=tmp_path / "run", resamples=20)
-    assert reads == [1200, 1200] and result.metrics["n_answered"] == 1200
+    assert reads == [1200, 1200, 1200] and result.metrics["n_answered"] == 1200
     assert result.metrics["label_rules"]["decision"]["overall"]["metrics"]["precision"]["value"] == 0.5
     assert len(result.samples) == 1200 and result.samples[0]["completion"].startswith("## Summary")
     again = peerbench.run("s", "baseline", "always-accept", include_paths=[tmp_path / "t.yaml"],
                           out=tmp_path / "run", resamples=20)
-    assert reads == [1200, 1200, 1200]  # all answered: no second read
+    assert reads == [1200, 1200, 1200, 1200, 1200]  # all answered: checked, then measured; no request read
     assert again.metrics["label_rules"] == result.metrics["label_rules"]
 
 

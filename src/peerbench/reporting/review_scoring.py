@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from peerbench.errors import MissingDependency
+from peerbench.errors import MissingDependency, PeerbenchError
 from peerbench.metrics.review import ReviewInput, ReviewMeasure, aggregate
 
 
@@ -40,29 +40,48 @@ def load_papers(config: Mapping[str, Any], data_dir: Any = None) -> tuple[dict[s
     given, else PEERBENCH_DATA where that is set, else the run's own --data-dir where it still exists,
     else the download cache; (None, why) where they cannot be read (no copy here and no network, an
     uninstalled plugin...)."""
-    from peerbench.errors import PeerbenchError
-    from peerbench.registry import registries
-
     import json
     import os
 
+    data_dir = _data_dir_of(config, data_dir)
     dataset_info = dict(config.get("dataset") or {})
-    name = dataset_info.pop("name", None)
-    if data_dir is None:
-        data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
-        data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
-    key = json.dumps([name, dataset_info, str(data_dir) if data_dir else None, os.environ.get("PEERBENCH_HOME")],
+    key = json.dumps([dataset_info, str(data_dir) if data_dir else None, os.environ.get("PEERBENCH_HOME")],
                      sort_keys=True, default=str)
     if key in _LOADED:
         return _LOADED[key]
+    dataset, args, why = _dataset_of(config, data_dir)
+    if dataset is None:
+        return None, why
     try:
-        dataset = registries().datasets.get(name).value(data_dir)
-        args = dataset.parse_args(dataset_info, f"task {config.get('task')}")
         papers = dataset.load(args, progress=False)
     except (PeerbenchError, OSError, ValueError) as exc:
-        return None, f"the papers could not be read back from dataset {name!r}: {str(exc).splitlines()[0][:200]}"
+        return None, f"the papers could not be read back from dataset {dataset.name!r}: {str(exc).splitlines()[0][:200]}"
     _LOADED[key] = ({paper.key: paper for paper in papers}, None)
     return _LOADED[key]
+
+
+def _data_dir_of(config: Mapping[str, Any], data_dir: Any = None) -> Any:
+    import os
+
+    if data_dir is None:
+        data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
+        data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
+    return data_dir
+
+
+def _dataset_of(config: Mapping[str, Any], data_dir: Any = None):
+    """(dataset, its parsed selection, None), or (None, None, why) where it cannot be opened."""
+    from peerbench.registry import registries
+
+    dataset_info = dict(config.get("dataset") or {})
+    name = dataset_info.pop("name", None)
+    if not isinstance(name, str):
+        return None, None, "the run's config.json names no dataset to read the papers back from"
+    try:
+        dataset = registries().datasets.get(name).value(_data_dir_of(config, data_dir))
+        return dataset, dataset.parse_args(dataset_info, f"task {config.get('task')}"), None
+    except (PeerbenchError, OSError, ValueError) as exc:
+        return None, None, f"the papers could not be read back from dataset {name!r}: {str(exc).splitlines()[0][:200]}"
 
 
 _LOADED: dict[str, tuple[dict[str, Any] | None, str | None]] = {}  # one read per dataset selection per process
@@ -92,11 +111,59 @@ def review_inputs(samples: Sequence[dict[str, Any]], config: Mapping[str, Any],
 def review_values(answered: Sequence[dict[str, Any]], config: Mapping[str, Any], measures: Sequence[ReviewMeasure],
                   *, papers: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None):
     """(inputs in id order, the model's values by family, the human ceiling's by family (None where a
-    family has none), counts and the note on the papers) for the answered samples."""
-    note = None
-    if papers is None:
-        papers, note = load_papers(config)
+    family has none), counts and the note on the papers) for the answered samples.
+
+    Without ``papers``, the papers are streamed back from the dataset and measured a chunk at a
+    time (:data:`CHUNK_PAPERS`), each chunk's texts let go once measured: the measures cost the
+    memory of one chunk of papers, not of the corpus (every measure is per review)."""
     rows = sorted(answered, key=lambda s: str(s["id"]))
+    if papers is not None:
+        return _measured(rows, config, measures, papers, options, None)
+    chunks, note = streamed_papers(config, {s["id"] for s in rows})
+    if chunks is None:
+        return _measured(rows, config, measures, None, options, note)
+    by_id = {s["id"]: s for s in rows}
+    parts = []
+    while True:
+        try:  # only reading the data is caught here: a measure's own error (--encoder) is the user's
+            batch = next(chunks, None)
+        except (PeerbenchError, OSError, ValueError) as exc:
+            name = (config.get("dataset") or {}).get("name")
+            why = f"the papers could not be read back from dataset {name!r}: {str(exc).splitlines()[0][:200]}"
+            return _measured(rows, config, measures, None, options, why)
+        if batch is None:
+            break
+        parts.append(_measured([by_id[key] for key in batch], config, measures, batch, options, None, slim=True))
+    seen = {item.id for part in parts for item in part[0]}
+    parts.append(_measured([s for s in rows if s["id"] not in seen], config, measures, {}, options, None, slim=True))
+    return _in_id_order(parts)
+
+
+CHUNK_PAPERS = 256  # papers measured at a time when they are streamed back from the dataset
+
+
+def streamed_papers(config: Mapping[str, Any], wanted: set[str]):
+    """(an iterator of {key: paper} chunks of the wanted papers, None), or (None, why) where the
+    dataset cannot be opened; a problem further down the data is raised while iterating."""
+    dataset, args, why = _dataset_of(config)
+    if dataset is None:
+        return None, why
+
+    def chunks():
+        batch: dict[str, Any] = {}
+        for paper in dataset.iter_papers(args, progress=False):
+            if paper.key in wanted:
+                batch[paper.key] = paper
+            if len(batch) >= CHUNK_PAPERS:
+                yield batch
+                batch = {}
+        if batch:
+            yield batch
+
+    return chunks(), None
+
+
+def _measured(rows, config, measures, papers, options, note, slim: bool = False):
     inputs, counts = review_inputs(rows, config, papers)
     model: dict[str, list] = {}
     human: dict[str, list | None] = {}
@@ -110,7 +177,39 @@ def review_values(answered: Sequence[dict[str, Any]], config: Mapping[str, Any],
             skipped[measure.name] = str(exc)  # an extra not installed: said beside the table
             continue
         model[measure.name], human[measure.name] = result if measure.paired else (result, None)
+    if slim:  # what aggregation reads of an input: its id, venue, and whether it had a paper and humans
+        inputs = [_without_texts(item) for item in inputs]
     return inputs, model, human, {**counts, "papers_note": note, "skipped": skipped}
+
+
+def _without_texts(item: ReviewInput) -> ReviewInput:
+    import dataclasses
+
+    def blank(text):
+        return None if text is None else ""
+
+    humans = None if item.human_reviews is None else ("",) * len(item.human_reviews)
+    return dataclasses.replace(item, review="", given_text=blank(item.given_text), whole_text=blank(item.whole_text),
+                               human_reviews=humans)
+
+
+def _in_id_order(parts):
+    """The chunks' inputs and values as one, in id order (each chunk came in the dataset's order)."""
+    inputs = [item for part in parts for item in part[0]]
+    order = sorted(range(len(inputs)), key=lambda i: str(inputs[i].id))
+    model: dict[str, list] = {}
+    human: dict[str, list | None] = {}
+    for name in parts[0][1]:
+        values = [v for part in parts for v in part[1].get(name, [])]
+        model[name] = [values[i] for i in order]
+        if parts[0][2].get(name) is None:
+            human[name] = None
+        else:
+            paired = [v for part in parts for v in part[2][name]]
+            human[name] = [paired[i] for i in order]
+    counts = {"n_paper_changed": sum(part[3]["n_paper_changed"] for part in parts), "papers_note": None,
+              "skipped": {k: v for part in parts for k, v in part[3]["skipped"].items()}}
+    return [inputs[i] for i in order], model, human, counts
 
 
 def _group(rows: list[int], model: dict[str, list], human: dict[str, list], inputs: list[ReviewInput],
