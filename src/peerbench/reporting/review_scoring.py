@@ -66,7 +66,9 @@ def _data_dir_of(config: Mapping[str, Any], data_dir: Any = None) -> Any:
     if data_dir is None:
         data_dir = config.get("data_dir") if config.get("data_dir") and os.path.isdir(config["data_dir"]) else None
         data_dir = os.environ.get("PEERBENCH_DATA") or data_dir
-    return data_dir
+    from pathlib import Path
+
+    return Path(data_dir) if data_dir else None  # a dataset factory gets a path, as in a run
 
 
 def _dataset_of(config: Mapping[str, Any], data_dir: Any = None):
