@@ -389,7 +389,7 @@ def test_a_plugin_backend_gets_its_own_flag_on_run_from_its_options_metadata(pee
     try:
         cli = build_cli()
         shown = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())  # unwrapped
-        assert "--region VALUE where the service runs; sets option 'region' of: regional." in shown
+        assert "--region VALUE where the service runs; sets option 'region' of backend: regional." in shown
         done = CliRunner().invoke(cli, ["run", "--backend", "regional", "--model", "m", "--region", "mars",
                                         "--task", "peerread-conll2016", "--data-dir", str(peerread_root),
                                         "--out", str(tmp_path / "run"), "--json", "-q", "--resamples", "10"])
