@@ -129,3 +129,16 @@ def first_problem(exc: Any) -> tuple[str, str, str]:
     err = exc.errors()[0]
     message = str(err["msg"]).removeprefix("Value error, ")
     return ".".join(str(part) for part in err["loc"]), message, err["type"]
+
+
+def validated_options(model: Any, values: dict[str, Any], owner: str, spelling: Any) -> Any:
+    """``model(**values)``, or a ConfigError naming the option as the user spells it
+    (``spelling(model, field)``: a flag, or ``-o NAME``) and every option ``owner`` takes."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        field, message, _ = first_problem(exc)
+        valid = ", ".join(model.model_fields) or "none"
+        raise ConfigError(f"{spelling(model, field)}: {message} ({owner} takes: {valid})") from None

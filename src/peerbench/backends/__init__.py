@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from peerbench.errors import ConfigError, UnknownNameError, first_problem, scrub, url_has_credentials
+from peerbench.errors import ConfigError, UnknownNameError, scrub, url_has_credentials, validated_options
 from peerbench.pipeline.retry import Failure, RetryPolicy
 from peerbench.prompts import TokenCounter
 from peerbench.records import ChatRequest, Completion, Paper
@@ -227,13 +227,7 @@ class Backend(ABC):
         if self.models is not None and model not in self.models:
             raise UnknownNameError(f"{self.name} model", model, self.models)
         self.model = model
-        try:
-            self.options = self.Options(**options)
-        except ValidationError as exc:
-            field, message, _ = first_problem(exc)
-            valid = ", ".join(self.Options.model_fields) or "none"
-            raise ConfigError(f"{option_flag(self.Options, field)}: {message} (backend {self.name!r} takes: "
-                              f"{valid})") from None
+        self.options = validated_options(self.Options, options, f"backend {self.name!r}", option_flag)
         register_option_secrets(self.options.model_dump(mode="json"))
 
     def token_counter(self) -> TokenCounter | None:

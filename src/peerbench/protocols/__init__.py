@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol as _Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from peerbench.errors import ConfigError, PeerbenchError, first_problem
+from peerbench.errors import PeerbenchError, validated_options
 from peerbench.records import Completion, Decision, GenerationConfig, Paper
 
 __all__ = ["Call", "CallFailed", "PaperPrompt", "Protocol", "ProtocolOptions", "Review", "create_protocol",
@@ -88,13 +88,7 @@ class Protocol(ABC):
     Options: ClassVar[type[BaseModel]] = ProtocolOptions
 
     def __init__(self, **options: Any):
-        try:
-            self.options = self.Options(**options)
-        except ValidationError as exc:
-            where, message, _ = first_problem(exc)
-            valid = ", ".join(self.Options.model_fields) or "none"
-            raise ConfigError(f"{option_spelling(self.Options, where)}: {message} (protocol {self.name!r} takes: "
-                              f"{valid})") from None
+        self.options = validated_options(self.Options, options, f"protocol {self.name!r}", option_spelling)
 
     def check(self, task: Any) -> None:
         """Refuse, with a ConfigError, a task this protocol cannot review (called by the plan)."""
