@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from peerbench import __version__
-from peerbench.reporting.scoring import DEFAULT_RESAMPLES
+from peerbench.metrics import DEFAULT_RESAMPLES
 
 INCOMPLETE_EXIT_CODE = 3
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 Array = Any  # numpy.ndarray; numpy is imported only where metrics are computed
+# Bootstrap resamples unless a run or a command says otherwise (here, not in reporting.scoring, so the
+# CLI's options know it without importing scoring at start-up).
+DEFAULT_RESAMPLES = 1000
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # the review measures' sentence encoder (--encoder)
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from peerbench.errors import ConfigError
-from peerbench.metrics import Metric, ScoreInputs
+from peerbench.metrics import DEFAULT_RESAMPLES, Metric, ScoreInputs  # noqa: F401  (DEFAULT_RESAMPLES: re-exported)
 from peerbench.records import Decision
 
-DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
 
