@@ -99,6 +99,17 @@ def is_secret_key(name: str) -> bool:
     return not name.lower().endswith("_env") and bool(SECRET_KEY_RE.search(name))
 
 
+def map_secrets(value: Any, secret: Any, other: Any = None) -> Any:
+    """``value`` rebuilt with ``secret(v)`` for every secret-keyed entry's value and ``other(v)`` for
+    every other leaf (unchanged by default), at any depth: the one walk behind :func:`redact` (what
+    is stored), :func:`fingerprint_secrets` (what is hashed) and :func:`register_option_secrets`."""
+    if isinstance(value, dict):
+        return {k: secret(v) if is_secret_key(str(k)) else map_secrets(v, secret, other) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_secrets(v, secret, other) for v in value]
+    return other(value) if other is not None else value
+
+
 def fingerprint_secrets(value: Any) -> Any:
     """The value with every secret-keyed entry's value replaced by its SHA-256, at any depth.
 
@@ -106,18 +117,13 @@ def fingerprint_secrets(value: Any) -> Any:
     secret-named ``extra_body`` value (``x_api_key``, ``prompt_cache_key``) send different requests,
     so they must not share a run directory or cached answers; the digest tells them apart without
     putting the value itself anywhere (what is stored or printed goes through :func:`redact`)."""
+    return map_secrets(value, _digest_of)
+
+
+def _digest_of(value: Any) -> Any:
     import hashlib
     import json
 
-    if isinstance(value, dict):
-        return {k: (_digest_of(v, hashlib, json) if is_secret_key(str(k)) else fingerprint_secrets(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [fingerprint_secrets(v) for v in value]
-    return value
-
-
-def _digest_of(value: Any, hashlib: Any, json: Any) -> Any:
     if value is None:
         return None
     return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -128,25 +134,20 @@ def register_option_secrets(value: Any) -> None:
     known secret: a server that echoes it into a review or an error gets it masked where it is written."""
     from peerbench.errors import register_secret
 
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if is_secret_key(str(key)) and isinstance(inner, str):
-                register_secret(inner)
-            else:
-                register_option_secrets(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            register_option_secrets(inner)
+    def register(inner: Any) -> Any:
+        if isinstance(inner, str):
+            register_secret(inner)
+        else:  # a secret-named object or list: its own secret-named strings, as anywhere else
+            map_secrets(inner, register)
+        return inner
+
+    map_secrets(value, register)
 
 
 def redact(value: Any) -> Any:
     """The value with every secret-keyed entry's value masked, at any depth
     (``-o extra_body='{"api_key": ...}'`` too). The key stays, so config.json shows it was set."""
-    if isinstance(value, dict):
-        return {k: REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return scrub(value) if isinstance(value, str) else value
+    return map_secrets(value, lambda _: REDACTED, lambda v: scrub(v) if isinstance(v, str) else v)
 
 
 class BackendOptions(BaseModel):
