@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from peerbench.errors import UnknownNameError
+from peerbench.errors import DataError, UnknownNameError
 from peerbench.hookspecs import hookimpl
 from peerbench.records import Paper
 
@@ -51,6 +51,15 @@ DECISION = LabelRule("decision", "the venue's real accept/reject decision (unkno
                      lambda paper: paper.accepted)
 
 _THRESHOLD_RE = re.compile(r"^recommendation>=(\d+(?:\.\d+)?)$")
+
+
+def no_gold_label(rule: LabelRule, first: Paper, missing: int) -> DataError:
+    """The error for ``missing`` papers without a gold label under a task's primary rule, naming the
+    first (its reviews file where the dataset says which): never scored against another rule's label."""
+    where = first.meta.get("reviews_path") or first.key
+    more = f" (and {missing - 1} more papers)" if missing > 1 else ""
+    return DataError(f"{where}: paper {first.key} has no gold label under {rule.name} "
+                     f"({rule.description}){more}; pick papers with --ids or another label rule")
 
 
 def get_label_rule(name: str) -> LabelRule:

@@ -219,7 +219,7 @@ class AnswerSink:
 
     def take(self, item: Any, completion: Any, latency: float, cached: bool) -> None:
         from peerbench.errors import BackendError
-        from peerbench.pipeline.execute import as_failure_if_empty
+        from peerbench.thinking import as_failure_if_empty
 
         completion = as_failure_if_empty(completion)
         if completion.error:

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from peerbench.backends import RunContext
-from peerbench.errors import BackendError, ConfigError, DataError
-from peerbench.labels import get_label_rule
+from peerbench.errors import BackendError, ConfigError
+from peerbench.labels import get_label_rule, no_gold_label
 from peerbench.pipeline.collect import Collector
 from peerbench.pipeline.dispatch import dispatch, split_cached
 from peerbench.pipeline.plan import RunPlan, RunResult, plan_run
@@ -37,7 +37,7 @@ EARLY_STOP_FAILURES = 8  # a run whose first this-many requests all fail stops, 
 AFTER_THE_REPLIES = ("numpy", "numpy.random", "peerbench.reporting.tables")
 
 __all__ = ["MAX_CHARS_PER_TOKEN", "RunPlan", "RunResult", "as_failure_if_empty", "as_failure_if_oversized",
-           "check_gold", "execute", "load_papers", "plan_run", "run"]
+           "check_gold", "execute", "plan_run", "run"]
 
 
 async def generate(plan: RunPlan, papers: Iterable[Paper], run_dir: RunDir, *, concurrency: int | None,
@@ -227,17 +227,6 @@ def _first_few(keys: Sequence[str], shown: int = 3) -> str:
     return ", ".join(keys[:shown]) + more
 
 
-def load_papers(plan: RunPlan, *, progress: bool) -> list[Paper]:
-    """The task's papers (before --limit, so that a replay file is matched against all of them),
-    each changed by the run's probe if it is a probe arm."""
-    papers = plan.dataset.load(plan.dataset_args, progress=progress)
-    if plan.paper_transform is not None:
-        papers = [plan.paper_transform(paper) for paper in papers]
-    if not papers:
-        raise ConfigError(f"task {plan.task.task!r}: the selection holds no papers")
-    return papers
-
-
 def check_gold(task: Task, papers: Sequence[Paper]) -> None:
     """Every paper must have a gold label under the task's primary rule: one that has none is an
     error naming it, never a paper scored against a label borrowed from another rule."""
@@ -246,11 +235,7 @@ def check_gold(task: Task, papers: Sequence[Paper]) -> None:
         return
     unknown = [paper for paper in papers if rule.label(paper) is None]
     if unknown:
-        first = unknown[0]
-        where = first.meta.get("reviews_path") or first.key
-        more = f" (and {len(unknown) - 1} more papers)" if len(unknown) > 1 else ""
-        raise DataError(f"{where}: paper {first.key} has no gold label under {rule.name} "
-                        f"({rule.description}){more}; pick papers with --ids or another label rule")
+        raise no_gold_label(rule, unknown[0], len(unknown))
 
 
 def run(task: str | Task = "peerread95", backend: str | None = None, model: str | None = None, *,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from peerbench.errors import ConfigError, DataError
+from peerbench.errors import ConfigError
 from peerbench.records import Paper
 
 CHUNK_PAPERS = 256  # papers prepared (prompts rendered) at a time
@@ -72,7 +72,7 @@ def scan(stream: PaperStream, task: Any, limit: int | None,
     """Read every paper of the selection once (the dataset checks each as it goes), and keep an
     entry for each of the first ``limit``; a paper without a gold label under the task's primary
     rule is an error naming the first (as execute.check_gold)."""
-    from peerbench.labels import get_label_rule
+    from peerbench.labels import get_label_rule, no_gold_label
 
     rule = get_label_rule(task.label_rule)
     entries: list[PaperEntry] = []
@@ -90,11 +90,7 @@ def scan(stream: PaperStream, task: Any, limit: int | None,
     if not entries:
         raise ConfigError(f"task {task.task!r}: the selection holds no papers")
     if unknown:
-        first = unknown[0]
-        where = first.meta.get("reviews_path") or first.key
-        more = f" (and {missing - 1} more papers)" if missing > 1 else ""
-        raise DataError(f"{where}: paper {first.key} has no gold label under {rule.name} "
-                        f"({rule.description}){more}; pick papers with --ids or another label rule")
+        raise no_gold_label(rule, unknown[0], missing)
     return entries
 
 
