@@ -183,3 +183,23 @@ def distill_site(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(target), str(REPO / "plugins" / "peerbench-distill")], check=True)
     return target
+
+
+@pytest.fixture
+def inline_plugin():
+    """Register a plugin object for one test, llm-style; the registries are rebuilt around it."""
+    from peerbench import plugins, registry
+
+    registered = []
+
+    def register(obj, name):
+        plugins.load_plugins()
+        plugins.pm.register(obj, name=name)
+        registered.append(name)
+        registry.reset()
+
+    yield register
+    for name in registered:
+        plugins.pm.unregister(name=name)
+    plugins.failures[:] = [f for f in plugins.failures if f.name not in registered]
+    registry.reset()

@@ -18,24 +18,6 @@ pytestmark = pytest.mark.fast  # `pytest -m fast`: the quick subset (README, tes
 PLUGINS_DOC = REPO / "docs" / "plugins.md"
 
 
-@pytest.fixture
-def inline_plugin():
-    """Register a plugin object for one test, llm-style; the registries are rebuilt around it."""
-    registered = []
-
-    def register(obj, name):
-        plugins.load_plugins()
-        plugins.pm.register(obj, name=name)
-        registered.append(name)
-        registry.reset()
-
-    yield register
-    for name in registered:
-        plugins.pm.unregister(name=name)
-    plugins.failures[:] = [f for f in plugins.failures if f.name not in registered]
-    registry.reset()
-
-
 def test_every_hook_has_a_test():
     hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
     tests = set(globals())

@@ -282,24 +282,6 @@ def test_peerbench_protocols_lists_each_protocol_with_its_options(isolated_home)
     assert re.search(r"^single  \(peerbench\.protocols\.builtin\)$", listed.stdout, re.MULTILINE)
 
 
-@pytest.fixture
-def register_plugin():
-    from peerbench import plugins, registry
-
-    names = []
-
-    def register(obj, name):
-        plugins.load_plugins()
-        plugins.pm.register(obj, name=name)
-        names.append(name)
-        registry.reset()
-
-    yield register
-    for name in names:
-        plugins.pm.unregister(name=name)
-    registry.reset()
-
-
 def test_self_consistency_is_samples_k_same_run_same_requests(peerread_root, isolated_home, tmp_path):
     env = cli_env(isolated_home, OPENAI_API_KEY="unused")
     with OpenAIChatServer(tokenize=False) as srv:
@@ -363,8 +345,8 @@ class Mine:
 
 
 def test_a_protocols_call_is_the_one_call_paths_request_and_cache_entry(peerread_root, isolated_home, tmp_path,
-                                                                       register_plugin):
-    register_plugin(Mine(), "mine")
+                                                                       inline_plugin):
+    inline_plugin(Mine(), "mine")
     with OpenAIChatServer(tokenize=False) as srv:
         common = dict(task="peerread-conll2016", backend="openai", model=srv.model, data_dir=peerread_root, limit=2,
                       resamples=10, backend_options={"base_url": srv.base_url})
@@ -378,8 +360,8 @@ def test_a_protocols_call_is_the_one_call_paths_request_and_cache_entry(peerread
 
 
 def test_n_choices_on_a_backend_without_them_are_the_requests_of_samples_k(peerread_root, isolated_home, tmp_path,
-                                                                          register_plugin):
-    register_plugin(Mine(), "mine")
+                                                                          inline_plugin):
+    inline_plugin(Mine(), "mine")
     common = dict(task="peerread-conll2016", backend="seed-echo", data_dir=peerread_root, limit=2, resamples=10)
     SeedEcho.seen = []
     k3 = peerbench.run(out=tmp_path / "k3", samples=3, **common)
